@@ -1,0 +1,3 @@
+//! edge-presigner: a Cloudflare Worker that hands out presigned upload URLs.
+pub mod presign;
+pub mod secret;
