@@ -71,8 +71,7 @@ export async function startWorker() {
     detached: true, // its own process group, so stop() reaches workerd too
   });
   const output = keepLastLines(child);
-  const killOnExit = () => killGroup(child, 'SIGKILL');
-  process.once('exit', killOnExit);
+  running.add(child);
 
   const baseUrl = `http://127.0.0.1:${port}`;
   const worker = {
@@ -81,8 +80,8 @@ export async function startWorker() {
     url: (pathAndQuery) => new URL(pathAndQuery, baseUrl).href,
     output: () => output.lines.join('\n'),
     stop: async () => {
-      process.removeListener('exit', killOnExit);
       await stopGroup(child);
+      running.delete(child);
       fs.rmSync(persistDir, { recursive: true, force: true });
     },
   };
@@ -94,6 +93,21 @@ export async function startWorker() {
     throw error;
   }
   return worker;
+}
+
+// Workers still running if this process ends without the after() hooks: on an error,
+// or when the test runner is interrupted.
+const running = new Set();
+process.once('exit', killAllRunning);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(signal, () => {
+    killAllRunning();
+    process.kill(process.pid, signal); // then end the way the signal would have
+  });
+}
+
+function killAllRunning() {
+  for (const child of running) killGroup(child, 'SIGKILL');
 }
 
 function wranglerDevArgs(port, inspectorPort, persistDir) {
