@@ -1,0 +1,145 @@
+//! Reading JSON request bodies, with errors that name the field at fault.
+
+#![forbid(unsafe_code)]
+
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, ErrorCode, MAX_BODY_BYTES};
+
+/// Checks the declared media type of a request body: JSON only.
+pub fn check_content_type(header: Option<&str>) -> Result<(), ApiError> {
+    let essence = header
+        .and_then(|h| h.split(';').next())
+        .map(|h| h.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/json") => Ok(()),
+        _ => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "the request body must be JSON, sent with Content-Type: application/json",
+        )),
+    }
+}
+
+/// Parses a request body into `T`. Unknown fields, duplicate fields, wrong types and
+/// missing fields are 400s that name the field.
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "the request body is empty; send a JSON object",
+        ));
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("the request body is not valid JSON: {inner}"),
+            )
+        } else if path == "." {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("the request body: {inner}"),
+            )
+        } else {
+            ApiError::invalid_field(path.clone(), format!("{path}: {inner}"))
+        }
+    })?;
+    deserializer.end().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            "the request body has text after the JSON object",
+        )
+    })?;
+    Ok(value)
+}
+
+/// The 413 for a request body over [`MAX_BODY_BYTES`].
+pub fn too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::TooLarge,
+        format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Request {
+        name: String,
+        size: u64,
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let error = parse::<Request>(br#"{"name": "a", "size": -5}"#).unwrap_err();
+        assert_eq!(error.status(), 400);
+        assert_eq!(error.field.as_deref(), Some("size"));
+    }
+
+    #[test]
+    fn missing_field_is_reported() {
+        let error = parse::<Request>(br#"{"name": "a"}"#).unwrap_err();
+        assert!(error.message.contains("size"), "{}", error.message);
+    }
+
+    #[test]
+    fn unknown_and_duplicate_fields_are_refused() {
+        let unknown = parse::<Request>(br#"{"name": "a", "size": 1, "sise": 2}"#).unwrap_err();
+        assert!(unknown.message.contains("sise"), "{}", unknown.message);
+        let duplicate = parse::<Request>(br#"{"name": "a", "size": 1, "size": 2}"#).unwrap_err();
+        assert!(
+            duplicate.message.contains("duplicate"),
+            "{}",
+            duplicate.message
+        );
+    }
+
+    #[test]
+    fn malformed_json_and_empty_bodies_are_400() {
+        for body in [
+            &b"{"[..],
+            b"",
+            b"  ",
+            b"nope",
+            b"{\"name\": \"\xff\", \"size\": 1}",
+        ] {
+            assert_eq!(parse::<Request>(body).unwrap_err().status(), 400);
+        }
+    }
+
+    #[test]
+    fn trailing_text_after_the_object_is_refused() {
+        assert!(parse::<Request>(br#"{"name": "a", "size": 1} x"#).is_err());
+    }
+
+    #[test]
+    fn oversized_bodies_are_413() {
+        let body = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(parse::<Request>(&body).unwrap_err().status(), 413);
+    }
+
+    #[test]
+    fn only_json_content_types_are_accepted() {
+        assert!(check_content_type(Some("application/json; charset=utf-8")).is_ok());
+        for other in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+        ] {
+            assert_eq!(check_content_type(other).unwrap_err().status(), 415);
+        }
+    }
+}

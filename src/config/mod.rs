@@ -1,0 +1,276 @@
+//! The deployment's configuration: buckets, upload profiles, authentication and CORS.
+//!
+//! Settings that are not secret come from Worker variables (`[vars]` in `wrangler.toml`),
+//! each a JSON object: `BUCKETS`, `PROFILES`, `AUTH` and the optional `CORS`. A variable
+//! may also be a string that holds the same JSON, which is what `wrangler dev --var` and
+//! `.dev.vars` produce. Credentials come only from Worker secrets, which the settings
+//! name (`"credentials": "UPLOADS"` reads `UPLOADS_ACCESS_KEY_ID` and so on).
+//!
+//! Loading checks everything once: a bucket a profile names must exist, a key template
+//! must be well formed, every named secret must be set. A [`ConfigError`] names the
+//! setting at fault and never its value.
+
+#![forbid(unsafe_code)]
+
+mod bucket;
+pub(crate) mod settings;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+
+pub use bucket::{Bucket, Endpoint, Provider, RequestOrigin};
+pub use settings::{ApiKeySettings, CorsSettings, JwtIssuerSettings};
+
+use crate::policy::Profile;
+use crate::secret::Secret;
+
+/// Where the configuration is read from: the Worker's environment, or a map in tests.
+pub trait Source {
+    /// The JSON text of a variable, or `None` when it is not set.
+    fn var_json(&self, name: &str) -> Option<String>;
+    /// A secret's value, or `None` when it is not set.
+    fn secret(&self, name: &str) -> Option<String>;
+}
+
+/// A missing or invalid setting. Its text names the setting and what is wrong with it in
+/// general terms, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The setting's path, such as `PROFILES.default.maxSize` or `secret API_KEY_DEMO`.
+    pub setting: String,
+    /// What is wrong, for the operator's log.
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "setting `{}`: {}", self.setting, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// An API key a server presents as its bearer credential.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    /// The key's name, which is also the subject of the requests made with it.
+    pub name: String,
+    /// The key itself.
+    pub key: Secret,
+    /// The profiles this key may use; `None` means all.
+    pub profiles: Option<Vec<String>>,
+}
+
+/// A JWT issuer whose tokens the signer accepts.
+#[derive(Debug, Clone)]
+pub struct JwtIssuer {
+    /// The expected `iss` claim, if checked.
+    pub issuer: Option<String>,
+    /// The accepted audiences (`aud` must contain one), if checked.
+    pub audience: Option<Vec<String>>,
+    /// The shared secret for HS256.
+    pub hmac_secret: Secret,
+    /// The claim that holds the subject, `sub` by default.
+    pub subject_claim: String,
+    /// The claim that lists the profiles the token may use, if any.
+    pub profiles_claim: Option<String>,
+    /// Tolerated clock difference for `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u32,
+}
+
+/// Who may call the signer.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// API keys for servers.
+    pub api_keys: Vec<ApiKey>,
+    /// JWT issuers for browsers.
+    pub jwt_issuers: Vec<JwtIssuer>,
+}
+
+/// The whole, checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Buckets by their name in the configuration.
+    pub buckets: BTreeMap<String, Bucket>,
+    /// Upload profiles by name.
+    pub profiles: BTreeMap<String, Profile>,
+    /// Credentials the signer accepts.
+    pub auth: AuthConfig,
+    /// Origins allowed to call the API from a browser.
+    pub cors: CorsSettings,
+    /// The secret of the signer's own upload tokens, when set.
+    pub token_secret: Option<Secret>,
+    /// Whether `/v1/dev/token` may hand out development JWTs (loopback hosts only).
+    pub dev_login: bool,
+}
+
+impl Config {
+    /// Reads and checks every setting.
+    pub fn load(source: &impl Source) -> Result<Self, ConfigError> {
+        let bucket_settings: BTreeMap<String, settings::BucketSettings> =
+            required_var(source, "BUCKETS")?;
+        let mut buckets = BTreeMap::new();
+        for (name, raw) in bucket_settings {
+            let bucket = Bucket::from_settings(&name, raw, source)?;
+            buckets.insert(name, bucket);
+        }
+
+        let profile_settings: BTreeMap<String, settings::ProfileSettings> =
+            required_var(source, "PROFILES")?;
+        let mut profiles = BTreeMap::new();
+        for (name, raw) in profile_settings {
+            let profile = Profile::from_settings(&name, raw, &buckets)?;
+            profiles.insert(name, profile);
+        }
+
+        let auth_settings: settings::AuthSettings = required_var(source, "AUTH")?;
+        let auth = load_auth(auth_settings, source, &profiles)?;
+        let cors = optional_var(source, "CORS")?.unwrap_or_default();
+        let token_secret = source.secret("TOKEN_SECRET").map(Secret::new);
+        let dev_login = source
+            .var_json("DEV_LOGIN")
+            .or_else(|| source.secret("DEV_LOGIN").map(|v| format!("{v:?}")))
+            .is_some_and(|v| v.trim_matches('"').eq_ignore_ascii_case("on"));
+
+        Ok(Self {
+            buckets,
+            profiles,
+            auth,
+            cors,
+            token_secret,
+            dev_login,
+        })
+    }
+}
+
+fn load_auth(
+    raw: settings::AuthSettings,
+    source: &impl Source,
+    profiles: &BTreeMap<String, Profile>,
+) -> Result<AuthConfig, ConfigError> {
+    if raw.api_keys.is_empty() && raw.jwt.is_empty() {
+        return Err(ConfigError::new(
+            "AUTH",
+            "neither an API key nor a JWT issuer is configured, so nobody could sign in",
+        ));
+    }
+
+    let mut api_keys = Vec::new();
+    for (i, key) in raw.api_keys.into_iter().enumerate() {
+        let setting = format!("AUTH.apiKeys[{i}]");
+        if key.name.trim().is_empty() {
+            return Err(ConfigError::new(format!("{setting}.name"), "is empty"));
+        }
+        if let Some(scopes) = &key.profiles {
+            check_profile_names(&format!("{setting}.profiles"), scopes, profiles)?;
+        }
+        api_keys.push(ApiKey {
+            key: required_secret(source, &key.secret)?,
+            name: key.name,
+            profiles: key.profiles,
+        });
+    }
+
+    let mut jwt_issuers = Vec::new();
+    for (i, issuer) in raw.jwt.into_iter().enumerate() {
+        let setting = format!("AUTH.jwt[{i}]");
+        if issuer.algorithms.iter().any(|a| a != "HS256") {
+            return Err(ConfigError::new(
+                format!("{setting}.algorithms"),
+                "only HS256 is supported",
+            ));
+        }
+        let hmac_secret = required_secret(source, &issuer.secret)?;
+        if hmac_secret.expose().len() < 32 {
+            return Err(ConfigError::new(
+                format!("secret {}", issuer.secret),
+                "an HS256 secret must be at least 32 bytes long",
+            ));
+        }
+        jwt_issuers.push(JwtIssuer {
+            issuer: issuer.issuer,
+            audience: issuer.audience.map(settings::OneOrMany::into_vec),
+            hmac_secret,
+            subject_claim: issuer.subject_claim,
+            profiles_claim: issuer.profiles_claim,
+            leeway_seconds: issuer.leeway_seconds,
+        });
+    }
+
+    Ok(AuthConfig {
+        api_keys,
+        jwt_issuers,
+    })
+}
+
+fn check_profile_names(
+    setting: &str,
+    names: &[String],
+    profiles: &BTreeMap<String, Profile>,
+) -> Result<(), ConfigError> {
+    match names.iter().find(|n| !profiles.contains_key(n.as_str())) {
+        Some(unknown) => Err(ConfigError::new(
+            setting,
+            format!("names the profile `{unknown}`, which PROFILES does not define"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Reads a secret that must be set.
+pub(crate) fn required_secret(source: &impl Source, name: &str) -> Result<Secret, ConfigError> {
+    match source.secret(name) {
+        Some(value) if !value.is_empty() => Ok(Secret::new(value)),
+        Some(_) => Err(ConfigError::new(format!("secret {name}"), "is empty")),
+        None => Err(ConfigError::new(
+            format!("secret {name}"),
+            "is not set (use `wrangler secret put`, or .dev.vars locally)",
+        )),
+    }
+}
+
+fn required_var<T: DeserializeOwned>(source: &impl Source, name: &str) -> Result<T, ConfigError> {
+    optional_var(source, name)?.ok_or_else(|| ConfigError::new(name, "is not set"))
+}
+
+fn optional_var<T: DeserializeOwned>(
+    source: &impl Source,
+    name: &str,
+) -> Result<Option<T>, ConfigError> {
+    let Some(text) = source.var_json(name) else {
+        return Ok(None);
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|_| ConfigError::new(name, "is not valid JSON"))?;
+    // A string variable holding JSON, as `--var` and .dev.vars give.
+    let value = match value {
+        serde_json::Value::String(inner) => serde_json::from_str(&inner)
+            .map_err(|_| ConfigError::new(name, "is a string that is not valid JSON"))?,
+        other => other,
+    };
+    serde_path_to_error::deserialize(value)
+        .map(Some)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let setting = if path == "." {
+                name.to_owned()
+            } else {
+                format!("{name}.{path}")
+            };
+            ConfigError::new(setting, e.into_inner().to_string())
+        })
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,145 @@
+//! The settings as they are written in `wrangler.toml`, before they are checked.
+//!
+//! Field names are camelCase, like the API. Unknown fields are refused so that a typo
+//! (`maxsize`) is reported instead of silently ignored.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// One entry of `BUCKETS`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BucketSettings {
+    /// `r2`, `s3`, `s3-compatible` or `local-r2`.
+    pub provider: String,
+    /// The bucket's name at the store.
+    pub bucket: String,
+    /// The Cloudflare account id (R2).
+    pub account_id: Option<String>,
+    /// The signing region (S3 and S3-compatible stores).
+    pub region: Option<String>,
+    /// The store's URL: scheme, host, optional port and path.
+    pub endpoint: Option<String>,
+    /// Put the bucket in the path instead of the host name.
+    pub path_style: Option<bool>,
+    /// The prefix of the secrets that hold this bucket's credentials.
+    pub credentials: String,
+}
+
+/// One entry of `PROFILES`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProfileSettings {
+    /// The name of an entry of `BUCKETS`.
+    pub bucket: String,
+    /// The key template, such as `users/{subject}/{uuid}/{filename}`.
+    pub key_template: String,
+    /// Allowed content types, exact (`image/png`) or by top-level type (`image/*`).
+    pub content_types: Vec<String>,
+    /// The largest object, in bytes.
+    pub max_size: u64,
+    /// The expiry of URLs when the request gives none, in seconds.
+    #[serde(default = "default_expires_in")]
+    pub expires_in: u32,
+    /// The longest expiry a request may ask for, in seconds.
+    pub max_expires_in: Option<u32>,
+    /// Whether an upload may replace an existing object.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Metadata attached to every object (`x-amz-meta-*`).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn default_expires_in() -> u32 {
+    900
+}
+
+/// `AUTH`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthSettings {
+    /// API keys for servers.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeySettings>,
+    /// JWT issuers for browsers.
+    #[serde(default)]
+    pub jwt: Vec<JwtIssuerSettings>,
+}
+
+/// One entry of `AUTH.apiKeys`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeySettings {
+    /// The key's name and subject.
+    pub name: String,
+    /// The name of the secret that holds the key.
+    pub secret: String,
+    /// The profiles the key may use (all when absent).
+    pub profiles: Option<Vec<String>>,
+}
+
+/// One entry of `AUTH.jwt`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtIssuerSettings {
+    /// The name of the secret that holds the HS256 key.
+    pub secret: String,
+    /// Accepted algorithms.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// The expected `iss`.
+    pub issuer: Option<String>,
+    /// The accepted audience or audiences.
+    pub audience: Option<OneOrMany>,
+    /// The claim holding the subject.
+    #[serde(default = "default_subject_claim")]
+    pub subject_claim: String,
+    /// The claim listing the profiles the token may use.
+    pub profiles_claim: Option<String>,
+    /// Tolerated clock difference, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u32,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["HS256".to_owned()]
+}
+
+fn default_subject_claim() -> String {
+    "sub".to_owned()
+}
+
+fn default_leeway() -> u32 {
+    30
+}
+
+/// A string, or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One value.
+    One(String),
+    /// Several values.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values as a list.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
+}
+
+/// `CORS`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Exact origins (`https://app.example.com`) allowed to call the API from a browser.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}

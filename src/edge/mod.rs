@@ -1,0 +1,184 @@
+//! The Worker glue: the only code that touches the Workers runtime.
+//!
+//! For each request it reads the clock and random bytes once, loads the configuration
+//! from `Env`, authenticates, reads the body (at most 64 KiB), calls the pure handlers of
+//! [`crate::api`], writes the JSON answer with CORS headers, and logs one audit line.
+//! Everything it decides is decided by pure code; this module only carries values in and
+//! out.
+
+mod env;
+mod reply;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use worker::{Context, Env, Request, Response, event};
+
+use crate::api::{self, ApiError, ErrorCode, RequestContext, Route, json, uploads};
+use crate::audit::Record;
+use crate::auth;
+use crate::config::{Config, RequestOrigin};
+use env::EnvSource;
+use reply::Reply;
+
+/// What is known about the request being answered, for the reply and the audit line.
+struct Exchange {
+    now: DateTime<Utc>,
+    random: [u8; 16],
+    origin_header: Option<String>,
+    allowed_origins: Vec<String>,
+    record: Record,
+}
+
+impl Exchange {
+    fn start(req: &Request) -> Self {
+        let now = DateTime::from_timestamp_millis(
+            i64::try_from(worker::Date::now().as_millis()).unwrap_or(0),
+        )
+        .unwrap_or_default();
+        let mut random = [0u8; 16];
+        // getrandom reads crypto.getRandomValues in the Worker; it does not fail there.
+        let _ = getrandom::fill(&mut random);
+        let request_id = header(req, "cf-ray").unwrap_or_else(|| hex(&random[..8]));
+        Self {
+            now,
+            random,
+            origin_header: header(req, "origin"),
+            allowed_origins: Vec::new(),
+            record: Record {
+                request_id,
+                time: api::rfc3339(now),
+                ..Record::default()
+            },
+        }
+    }
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let mut exchange = Exchange::start(&req);
+    let reply = match handle(req, &env, &mut exchange).await {
+        Ok(reply) => {
+            exchange.record.decision = "allowed";
+            exchange.record.status = reply.status;
+            reply
+        }
+        Err(error) => {
+            exchange.record.decision = if error.status() >= 500 {
+                "error"
+            } else {
+                "refused"
+            };
+            exchange.record.status = error.status();
+            exchange.record.reason = Some(error.code.as_str().to_owned());
+            exchange.record.detail = error.log_detail.clone();
+            Reply::error(&error)
+        }
+    };
+    worker::console_log!("{}", exchange.record.to_line());
+    reply.into_response(&exchange.origin_header, &exchange.allowed_origins)
+}
+
+async fn handle(mut req: Request, env: &Env, x: &mut Exchange) -> Result<Reply, ApiError> {
+    let method = req.method().to_string();
+    let path = req.path();
+    let config = Config::load(&EnvSource(env));
+    if let Ok(config) = &config {
+        x.allowed_origins.clone_from(&config.cors.allowed_origins);
+    }
+    if method == "OPTIONS" {
+        x.record.route = "OPTIONS".to_owned();
+        return Ok(Reply::preflight());
+    }
+
+    let route = api::resolve(&method, &path);
+    x.record.route = match &route {
+        Ok(route) => route.name().to_owned(),
+        Err(_) => "unknown".to_owned(),
+    };
+    let route = route?;
+    if route == Route::Health {
+        return Ok(Reply::json(200, &api::health()));
+    }
+    let config = config?;
+    let url = req
+        .url()
+        .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the request URL is malformed"))?;
+    let origin = RequestOrigin::parse(url.as_str())
+        .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the request URL is malformed"))?;
+    if route == Route::DevToken {
+        let token = api::dev::issue(&config, &origin, x.now, x.random)?;
+        x.record.subject = Some(token.subject.clone());
+        return Ok(Reply::json(200, &token));
+    }
+
+    let principal = auth::authenticate(
+        header(&req, "authorization").as_deref(),
+        &config.auth,
+        x.now,
+    )?;
+    x.record.subject = Some(principal.subject.clone());
+    x.record.credential = Some(principal.credential.clone());
+    let body = if route.has_json_body() {
+        json::check_content_type(header(&req, "content-type").as_deref())?;
+        read_body(&mut req).await?
+    } else {
+        Vec::new()
+    };
+
+    let ctx = RequestContext {
+        config: &config,
+        principal: &principal,
+        origin: &origin,
+        now: x.now,
+        random: x.random,
+    };
+    match route {
+        Route::CreateUpload => {
+            let request: uploads::CreateUploadRequest = json::parse(&body)?;
+            x.record.profile = Some(request.profile.clone());
+            x.record.size = Some(request.size);
+            let plan = uploads::plan(&ctx, &request)?;
+            x.record.bucket = Some(plan.bucket.name.clone());
+            x.record.key = Some(plan.key.clone());
+            Ok(Reply::json(201, &uploads::sign_single(&ctx, &plan)?))
+        }
+        Route::Health | Route::DevToken => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no route {path}"),
+        )),
+    }
+}
+
+/// Reads a request body, refusing more than [`api::MAX_BODY_BYTES`] without reading it
+/// all.
+async fn read_body(req: &mut Request) -> Result<Vec<u8>, ApiError> {
+    let declared = header(req, "content-length").and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > api::MAX_BODY_BYTES as u64) {
+        return Err(json::too_large());
+    }
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new());
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the request body could not be read",
+            )
+        })?;
+        if body.len() + chunk.len() > api::MAX_BODY_BYTES {
+            return Err(json::too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,76 @@
+//! Turning answers into Workers `Response`s.
+
+use serde::Serialize;
+use worker::Response;
+
+use crate::api::ApiError;
+use crate::cors;
+
+/// An answer before it becomes a `Response`.
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    body: Option<String>,
+    headers: Vec<(&'static str, String)>,
+    preflight: bool,
+}
+
+impl Reply {
+    /// A JSON answer.
+    pub fn json<T: Serialize>(status: u16, body: &T) -> Self {
+        Self {
+            status,
+            body: Some(serde_json::to_string(body).unwrap_or_default()),
+            headers: Vec::new(),
+            preflight: false,
+        }
+    }
+
+    /// An error answer, with its headers (`Allow`, `WWW-Authenticate`, ...).
+    pub fn error(error: &ApiError) -> Self {
+        Self {
+            status: error.status(),
+            body: Some(error.body()),
+            headers: error.headers.clone(),
+            preflight: false,
+        }
+    }
+
+    /// The answer to a CORS preflight.
+    pub fn preflight() -> Self {
+        Self {
+            status: 204,
+            body: None,
+            headers: Vec::new(),
+            preflight: true,
+        }
+    }
+
+    /// The `Response`, with CORS headers for `origin` when it is allowed.
+    pub fn into_response(
+        self,
+        origin: &Option<String>,
+        allowed_origins: &[String],
+    ) -> worker::Result<Response> {
+        let cors_headers = if self.preflight {
+            cors::preflight_headers(origin.as_deref(), allowed_origins)
+        } else {
+            cors::response_headers(origin.as_deref(), allowed_origins)
+        };
+        let mut response = match self.body {
+            Some(body) => {
+                let response = Response::from_bytes(body.into_bytes())?;
+                response.headers().set("content-type", "application/json")?;
+                response
+            }
+            None => Response::empty()?,
+        }
+        .with_status(self.status);
+        let headers = response.headers_mut();
+        headers.set("cache-control", "no-store")?;
+        for (name, value) in self.headers.iter().chain(cors_headers.iter()) {
+            headers.set(name, value)?;
+        }
+        Ok(response)
+    }
+}
