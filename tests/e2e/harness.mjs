@@ -37,6 +37,7 @@ const BUILD_LOCK = path.join(ROOT, 'target/.e2e-build.lock');
 const BUILD_LOCK_STALE_MS = 20 * 60 * 1000;
 const START_TIMEOUT_MS = Number(process.env.E2E_START_TIMEOUT_MS ?? 120_000);
 const OUTPUT_LINES_KEPT = 80;
+const WRANGLER_LOGS = path.join(ROOT, 'tests/artifacts/wrangler-logs'); // git ignores it
 const REQUEST_TIMEOUT_MS = 30_000;
 
 // ---------------------------------------------------------------------------------------
@@ -66,7 +67,7 @@ export async function startWorker() {
   const persistDir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-presigner-e2e-'));
   const child = spawn(PROJECT_NODE, [WRANGLER, ...wranglerDevArgs(port, inspectorPort, persistDir)], {
     cwd: ROOT,
-    env: wranglerEnv(persistDir),
+    env: wranglerEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group, so stop() reaches workerd too
   });
@@ -123,14 +124,14 @@ function wranglerDevArgs(port, inspectorPort, persistDir) {
   ];
 }
 
-function wranglerEnv(persistDir) {
+function wranglerEnv() {
   return {
     ...process.env,
     PATH: `${path.join(ROOT, 'node_modules/.bin')}${path.delimiter}${process.env.PATH}`,
     WRANGLER_SEND_METRICS: 'false',
     WRANGLER_SEND_ERROR_REPORTS: 'false',
     CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-    WRANGLER_LOG_PATH: path.join(persistDir, 'wrangler-logs'),
+    WRANGLER_LOG_PATH: WRANGLER_LOGS, // kept after the run, unlike persistDir
     // wrangler runs the [build] command on start; the harness has built already.
     EDGE_PRESIGNER_PREBUILT: '1',
   };
