@@ -12,6 +12,8 @@
 //! - [`auth`]: API keys and JWTs;
 //! - [`config`]: loading and checking the settings and secrets;
 //! - [`api`]: the HTTP API as pure functions, and its errors;
+//! - [`multipart`]: part plans, upload tokens, part-list checks;
+//! - [`store`]: the signer's own calls to the store (create, list, complete, abort);
 //! - [`cors`], [`audit`]: CORS headers and the audit log line;
 //! - `edge`: the Workers runtime glue, the only code that touches `Env`, `Request`,
 //!   `Response`, the clock and randomness.
@@ -22,6 +24,8 @@ pub mod auth;
 pub mod config;
 pub mod cors;
 mod edge;
+pub mod multipart;
 pub mod policy;
 pub mod presign;
 pub mod secret;
+pub mod store;

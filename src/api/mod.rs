@@ -7,9 +7,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod companion;
 pub mod dev;
 pub mod error;
 pub mod json;
+pub mod multipart;
 pub mod uploads;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -30,8 +32,30 @@ pub enum Route {
     Health,
     /// `POST /v1/uploads`.
     CreateUpload,
+    /// `POST /v1/multipart/parts`.
+    SignParts,
+    /// `GET /v1/multipart/parts?token=`.
+    ListParts,
+    /// `POST /v1/multipart/complete`.
+    Complete,
+    /// `POST /v1/multipart/abort`.
+    Abort,
     /// `POST /v1/dev/token` (development login).
     DevToken,
+    /// `GET /s3/params`: a single upload, for Uppy.
+    CompanionParams,
+    /// `POST /s3/multipart`: create, for Uppy.
+    CompanionCreate,
+    /// `GET /s3/multipart/{uploadId}/{partNumber}`: sign one part, for Uppy.
+    CompanionSignPart,
+    /// `GET /s3/multipart/{uploadId}/batch?partNumbers=`: sign parts, for Uppy.
+    CompanionSignBatch,
+    /// `GET /s3/multipart/{uploadId}`: list parts, for Uppy.
+    CompanionListParts,
+    /// `POST /s3/multipart/{uploadId}/complete`: complete, for Uppy.
+    CompanionComplete,
+    /// `DELETE /s3/multipart/{uploadId}`: abort, for Uppy.
+    CompanionAbort,
 }
 
 impl Route {
@@ -45,33 +69,116 @@ impl Route {
         match self {
             Self::Health => "health",
             Self::CreateUpload => "create-upload",
+            Self::SignParts => "sign-parts",
+            Self::ListParts => "list-parts",
+            Self::Complete => "complete",
+            Self::Abort => "abort",
             Self::DevToken => "dev-token",
+            Self::CompanionParams => "s3-params",
+            Self::CompanionCreate => "s3-create",
+            Self::CompanionSignPart => "s3-sign-part",
+            Self::CompanionSignBatch => "s3-sign-batch",
+            Self::CompanionListParts => "s3-list-parts",
+            Self::CompanionComplete => "s3-complete",
+            Self::CompanionAbort => "s3-abort",
         }
     }
 
     /// Whether the route reads a JSON body.
     pub fn has_json_body(self) -> bool {
-        matches!(self, Self::CreateUpload)
+        matches!(
+            self,
+            Self::CreateUpload
+                | Self::SignParts
+                | Self::Complete
+                | Self::Abort
+                | Self::CompanionCreate
+                | Self::CompanionComplete
+        )
     }
 }
 
-/// The route table: each path with the methods it answers.
+/// The route table: each path pattern with the methods it answers. `:name` matches one
+/// path segment. Patterns are tried in order and the first that matches the path decides.
 const ROUTES: &[(&str, &[(&str, Route)])] = &[
     ("/v1/health", &[("GET", Route::Health)]),
     ("/v1/uploads", &[("POST", Route::CreateUpload)]),
+    (
+        "/v1/multipart/parts",
+        &[("POST", Route::SignParts), ("GET", Route::ListParts)],
+    ),
+    ("/v1/multipart/complete", &[("POST", Route::Complete)]),
+    ("/v1/multipart/abort", &[("POST", Route::Abort)]),
     ("/v1/dev/token", &[("POST", Route::DevToken)]),
+    ("/s3/params", &[("GET", Route::CompanionParams)]),
+    ("/s3/multipart", &[("POST", Route::CompanionCreate)]),
+    (
+        "/s3/multipart/:uploadId",
+        &[
+            ("GET", Route::CompanionListParts),
+            ("DELETE", Route::CompanionAbort),
+        ],
+    ),
+    (
+        "/s3/multipart/:uploadId/batch",
+        &[("GET", Route::CompanionSignBatch)],
+    ),
+    (
+        "/s3/multipart/:uploadId/complete",
+        &[("POST", Route::CompanionComplete)],
+    ),
+    (
+        "/s3/multipart/:uploadId/:partNumber",
+        &[("GET", Route::CompanionSignPart)],
+    ),
 ];
+
+/// The segments a route pattern captured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathParams {
+    /// `:uploadId`.
+    pub upload_id: Option<String>,
+    /// `:partNumber`.
+    pub part_number: Option<String>,
+}
+
+/// Every route pattern with its methods, for the API document's consistency test.
+pub fn route_table() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ROUTES
+        .iter()
+        .flat_map(|(pattern, methods)| methods.iter().map(move |(m, _)| (*pattern, *m)))
+}
+
+fn match_pattern(pattern: &str, path: &str) -> Option<PathParams> {
+    let mut params = PathParams::default();
+    let mut pattern_segments = pattern.split('/');
+    let mut path_segments = path.split('/');
+    loop {
+        match (pattern_segments.next(), path_segments.next()) {
+            (None, None) => return Some(params),
+            (Some(":uploadId"), Some(value)) if !value.is_empty() => {
+                params.upload_id = Some(value.to_owned());
+            }
+            (Some(":partNumber"), Some(value)) if !value.is_empty() => {
+                params.part_number = Some(value.to_owned());
+            }
+            (Some(literal), Some(value)) if literal == value => {}
+            _ => return None,
+        }
+    }
+}
 
 /// Finds the route of a request: 404 for an unknown path, 405 (with `Allow`) for a known
 /// path and another method.
-pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
-    let methods = ROUTES
+pub fn resolve(method: &str, path: &str) -> Result<(Route, PathParams), ApiError> {
+    let (pattern, methods, params) = ROUTES
         .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, methods)| *methods)
+        .find_map(|(pattern, methods)| {
+            match_pattern(pattern, path).map(|params| (*pattern, *methods, params))
+        })
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no route {path}")))?;
     let method = if method == "HEAD" { "GET" } else { method };
-    methods
+    let route = methods
         .iter()
         .find(|(m, _)| *m == method)
         .map(|(_, route)| *route)
@@ -79,10 +186,11 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
             let allow: Vec<&str> = methods.iter().map(|(m, _)| *m).collect();
             ApiError::new(
                 ErrorCode::MethodNotAllowed,
-                format!("{path} answers {} only", allow.join(", ")),
+                format!("{pattern} answers {} only", allow.join(", ")),
             )
             .with_header("allow", allow.join(", "))
-        })
+        })?;
+    Ok((route, params))
 }
 
 /// Everything a handler knows about one authenticated request.
@@ -141,6 +249,32 @@ mod tests {
 
     #[test]
     fn head_is_answered_like_get() {
-        assert_eq!(resolve("HEAD", "/v1/health"), Ok(Route::Health));
+        assert_eq!(resolve("HEAD", "/v1/health").unwrap().0, Route::Health);
+    }
+
+    #[test]
+    fn companion_paths_capture_the_upload_id_and_part_number() {
+        let (route, params) = resolve("GET", "/s3/multipart/tok.en/7").unwrap();
+        assert_eq!(route, Route::CompanionSignPart);
+        assert_eq!(params.upload_id.as_deref(), Some("tok.en"));
+        assert_eq!(params.part_number.as_deref(), Some("7"));
+        assert_eq!(
+            resolve("GET", "/s3/multipart/t/batch").unwrap().0,
+            Route::CompanionSignBatch
+        );
+        assert_eq!(
+            resolve("POST", "/s3/multipart/t/complete").unwrap().0,
+            Route::CompanionComplete
+        );
+        assert_eq!(
+            resolve("DELETE", "/s3/multipart/t").unwrap().0,
+            Route::CompanionAbort
+        );
+        assert_eq!(
+            resolve("GET", "/s3/multipart//7").unwrap_err().status(),
+            404
+        );
+        let wrong = resolve("PUT", "/s3/multipart/t").unwrap_err();
+        assert!(wrong.headers.contains(&("allow", "GET, DELETE".to_owned())));
     }
 }

@@ -50,6 +50,27 @@ pub struct ProfileSettings {
     /// Metadata attached to every object (`x-amz-meta-*`).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Sizes from this many bytes on are uploaded in parts.
+    #[serde(default = "default_multipart_threshold")]
+    pub multipart_threshold: u64,
+    /// The preferred part size of multipart uploads, in bytes.
+    #[serde(default = "default_part_size")]
+    pub part_size: u64,
+    /// How long a multipart upload may take, in seconds: the life of its upload token.
+    #[serde(default = "default_multipart_expires_in")]
+    pub multipart_expires_in: u32,
+}
+
+fn default_multipart_threshold() -> u64 {
+    100 * 1024 * 1024
+}
+
+fn default_part_size() -> u64 {
+    8 * 1024 * 1024
+}
+
+fn default_multipart_expires_in() -> u32 {
+    86_400
 }
 
 fn default_expires_in() -> u32 {

@@ -8,17 +8,21 @@
 
 mod env;
 mod reply;
+mod routes;
+mod store;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use worker::{Context, Env, Request, Response, event};
 
-use crate::api::{self, ApiError, ErrorCode, RequestContext, Route, json, uploads};
+use crate::api::{self, ApiError, ErrorCode, RequestContext, Route, json};
 use crate::audit::Record;
 use crate::auth;
 use crate::config::{Config, RequestOrigin};
 use env::EnvSource;
 use reply::Reply;
+use routes::Call;
+use store::FetchStore;
 
 /// What is known about the request being answered, for the reply and the audit line.
 struct Exchange {
@@ -86,25 +90,27 @@ async fn handle(mut req: Request, env: &Env, x: &mut Exchange) -> Result<Reply, 
         x.allowed_origins.clone_from(&config.cors.allowed_origins);
     }
     if method == "OPTIONS" {
-        x.record.route = "OPTIONS".to_owned();
+        x.record.route = "preflight".to_owned();
         return Ok(Reply::preflight());
     }
 
-    let route = api::resolve(&method, &path);
-    x.record.route = match &route {
-        Ok(route) => route.name().to_owned(),
+    let resolved = api::resolve(&method, &path);
+    x.record.route = match &resolved {
+        Ok((route, _)) => route.name().to_owned(),
         Err(_) => "unknown".to_owned(),
     };
-    let route = route?;
+    let (route, params) = resolved?;
     if route == Route::Health {
         return Ok(Reply::json(200, &api::health()));
     }
     let config = config?;
-    let url = req
-        .url()
-        .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the request URL is malformed"))?;
-    let origin = RequestOrigin::parse(url.as_str())
-        .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the request URL is malformed"))?;
+    let malformed = || ApiError::new(ErrorCode::InvalidRequest, "the request URL is malformed");
+    let url = req.url().map_err(|_| malformed())?;
+    let origin = RequestOrigin::parse(url.as_str()).map_err(|_| malformed())?;
+    let query: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(n, v)| (n.into_owned(), v.into_owned()))
+        .collect();
     if route == Route::DevToken {
         let token = api::dev::issue(&config, &origin, x.now, x.random)?;
         x.record.subject = Some(token.subject.clone());
@@ -132,21 +138,16 @@ async fn handle(mut req: Request, env: &Env, x: &mut Exchange) -> Result<Reply, 
         now: x.now,
         random: x.random,
     };
-    match route {
-        Route::CreateUpload => {
-            let request: uploads::CreateUploadRequest = json::parse(&body)?;
-            x.record.profile = Some(request.profile.clone());
-            x.record.size = Some(request.size);
-            let plan = uploads::plan(&ctx, &request)?;
-            x.record.bucket = Some(plan.bucket.name.clone());
-            x.record.key = Some(plan.key.clone());
-            Ok(Reply::json(201, &uploads::sign_single(&ctx, &plan)?))
-        }
-        Route::Health | Route::DevToken => Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no route {path}"),
-        )),
-    }
+    let call = Call {
+        ctx: &ctx,
+        store: &FetchStore {
+            jitter: x.random[15],
+        },
+        params: &params,
+        query: &query,
+        body: &body,
+    };
+    routes::dispatch(route, &call, &mut x.record).await
 }
 
 /// Reads a request body, refusing more than [`api::MAX_BODY_BYTES`] without reading it

@@ -36,6 +36,16 @@ impl Reply {
         }
     }
 
+    /// An answer without body.
+    pub fn empty(status: u16) -> Self {
+        Self {
+            status,
+            body: None,
+            headers: Vec::new(),
+            preflight: false,
+        }
+    }
+
     /// The answer to a CORS preflight.
     pub fn preflight() -> Self {
         Self {

@@ -16,6 +16,7 @@ use content_type::ContentTypeRule;
 use key::KeyTemplate;
 
 use crate::config::{Bucket, ConfigError};
+use crate::multipart::plan::{MAX_PART_SIZE, MIN_PART_SIZE};
 use crate::presign::MAX_EXPIRES_IN;
 
 /// The largest object a single PUT may create on S3: 5 GiB.
@@ -46,6 +47,12 @@ pub struct Profile {
     pub overwrite: bool,
     /// Metadata attached to every object, names lowercase without `x-amz-meta-`.
     pub metadata: BTreeMap<String, String>,
+    /// Sizes from this many bytes on are uploaded in parts.
+    pub multipart_threshold: u64,
+    /// The preferred part size, in bytes.
+    pub part_size: u64,
+    /// The life of a multipart upload's token, in seconds.
+    pub multipart_expires_in: u32,
 }
 
 /// A request that breaks a profile's rules.
@@ -124,6 +131,18 @@ impl Profile {
                 "must be 1 second to maxExpiresIn",
             ));
         }
+        if !(1..=MAX_EXPIRES_IN).contains(&raw.multipart_expires_in) {
+            return Err(ConfigError::new(
+                setting("multipartExpiresIn"),
+                format!("must be 1 to {MAX_EXPIRES_IN} seconds"),
+            ));
+        }
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&raw.part_size) {
+            return Err(ConfigError::new(
+                setting("partSize"),
+                "must be 5 MiB (5242880) to 5 GiB (5368709120)",
+            ));
+        }
         for (key, value) in &raw.metadata {
             check_metadata_entry(key, value)
                 .map_err(|p| ConfigError::new(setting(&format!("metadata.{key}")), p))?;
@@ -139,6 +158,9 @@ impl Profile {
             max_expires_in,
             overwrite: raw.overwrite,
             metadata: raw.metadata,
+            multipart_threshold: raw.multipart_threshold,
+            part_size: raw.part_size,
+            multipart_expires_in: raw.multipart_expires_in,
         })
     }
 
@@ -150,6 +172,20 @@ impl Profile {
         } else {
             Err(PolicyError::ContentTypeNotAllowed { essence })
         }
+    }
+
+    /// Checks a declared size against the profile alone.
+    pub fn check_size(&self, size: u64) -> Result<(), PolicyError> {
+        if size > self.max_size {
+            Err(PolicyError::TooLarge { max: self.max_size })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether an upload of this size goes in parts.
+    pub fn wants_multipart(&self, size: u64, asked: bool) -> bool {
+        asked || size >= self.multipart_threshold
     }
 
     /// Checks a declared size against the profile and a single PUT's limit.

@@ -16,6 +16,9 @@ fn profile() -> Profile {
         max_expires_in: 3600,
         overwrite: false,
         metadata: BTreeMap::from([("uploader".to_owned(), "edge-presigner".to_owned())]),
+        multipart_threshold: 100 << 20,
+        part_size: 8 << 20,
+        multipart_expires_in: 86_400,
     }
 }
 

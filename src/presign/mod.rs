@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod encode;
+pub mod fast;
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -165,7 +166,7 @@ fn s3_presign_settings(expires_in: u32) -> SigningSettings {
 
 /// Converts the request time for aws-sigv4. Building a `SystemTime` from the epoch is
 /// safe on wasm32; only `SystemTime::now()` is not.
-fn system_time(now: DateTime<Utc>) -> SystemTime {
+pub(crate) fn system_time(now: DateTime<Utc>) -> SystemTime {
     let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
     SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
 }

@@ -277,3 +277,55 @@ fn expiry_outside_one_second_to_seven_days_is_refused() {
         assert!(presign(&input).is_err(), "{expires_in}");
     }
 }
+
+proptest::proptest! {
+    /// The fast path makes exactly the URL that the aws-sigv4 path makes.
+    #[test]
+    fn batch_signer_urls_equal_aws_sigv4_urls(
+        key in "[ -~é😀/]{1,60}",
+        part_number in 1u32..=10_000,
+        length in 0u64..=5_368_709_120,
+        upload_id in "[ -~]{1,40}",
+        content_type in proptest::option::of("[a-z]{1,10}/[a-z+.-]{1,10}(; [a-z]{1,5}=[ -~]{1,8})?"),
+        session_token in proptest::option::of("[ -~]{1,40}"),
+        expires_in in 1u32..=604_800,
+        seconds in 0i64..4_000_000_000,
+        region in "(auto|us-east-1|eu-central-1)",
+    ) {
+        let credentials = Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+            session_token: session_token.map(Secret::new),
+        };
+        let target = Target {
+            origin: "http://127.0.0.1:8787".into(),
+            path: format!("/cdn-cgi/local/r2/s3/bucket/{}", encode_key(&key)),
+            region,
+        };
+        let now = DateTime::from_timestamp(seconds, 0).unwrap();
+        let part = part_number.to_string();
+        let length = length.to_string();
+        let query = [("partNumber", part.as_str()), ("uploadId", upload_id.as_str())];
+        let mut headers = vec![("content-length", length.as_str())];
+        if let Some(t) = &content_type {
+            headers.push(("content-type", t.as_str()));
+        }
+        let general = presign(&PresignInput {
+            method: "PUT",
+            target: &target,
+            query: &query,
+            headers: &headers,
+            credentials: &credentials,
+            now,
+            expires_in,
+        })
+        .unwrap();
+        let fast = super::fast::BatchSigner::new(&credentials, &target.region, now, expires_in)
+            .unwrap()
+            .sign("PUT", &target, &query, &headers);
+        let (general_base, general_query) = split_url(&general);
+        let (fast_base, fast_query) = split_url(&fast);
+        proptest::prop_assert_eq!(general_base, fast_base);
+        proptest::prop_assert_eq!(general_query, fast_query);
+    }
+}

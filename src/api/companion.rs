@@ -1,0 +1,317 @@
+//! The `/s3/` routes that Uppy's `@uppy/aws-s3` plugin calls on a "companion" server.
+//!
+//! An Uppy user points the plugin's `endpoint` at the signer and sends the credential in
+//! its `headers` option; nothing else changes. The rules are those of `/v1/`, with two
+//! differences that come from what Uppy sends:
+//!
+//! - Uppy does not send the file's size. The signer reads it from the file's metadata
+//!   (`size`), which one line of Uppy configuration adds (see README), and refuses a
+//!   request without it, since every profile limits size.
+//! - Uppy cuts the parts itself and does not say their size, so part URLs cannot sign a
+//!   `content-length`. Instead, at completion the signer reads the parts' total size from
+//!   the store and aborts an upload over the profile's limit (413): no oversize object
+//!   ever appears.
+//!
+//! The `uploadId` Uppy gets back is the signed upload token, so the key and the owner stay
+//! bound to every later call. A profile other than `default` is chosen with the metadata
+//! field `profile`. Other metadata fields are not stored with the object.
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::multipart::{self, Opened};
+use super::uploads::{self, CreateUploadRequest};
+use super::{ApiError, PathParams, RequestContext};
+use crate::multipart::ClientPart;
+use crate::store::Store;
+
+/// The answer to `GET /s3/params`.
+#[derive(Debug, Serialize)]
+pub struct Params {
+    /// Always `PUT`.
+    pub method: &'static str,
+    /// The presigned URL.
+    pub url: String,
+    /// Always empty: this signer makes PUT URLs, not POST policies.
+    pub fields: BTreeMap<String, String>,
+    /// Headers to send (the browser sets `content-length` itself).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The body of `POST /s3/multipart`.
+#[derive(Debug, Deserialize)]
+pub struct CreateBody {
+    /// The file's name.
+    pub filename: String,
+    /// The content type.
+    #[serde(rename = "type", default)]
+    pub content_type: Option<String>,
+    /// Uppy's file metadata.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, Value>,
+}
+
+/// The answer to `POST /s3/multipart`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Created {
+    /// The upload token, which Uppy sends back in every path.
+    pub upload_id: String,
+    /// The object's key.
+    pub key: String,
+}
+
+/// The answer to signing one part.
+#[derive(Debug, Serialize)]
+pub struct SignedPart {
+    /// Always `PUT`.
+    pub method: &'static str,
+    /// The presigned URL.
+    pub url: String,
+    /// Headers to send (none).
+    pub headers: BTreeMap<String, String>,
+    /// Seconds until the URL expires.
+    pub expires: u32,
+}
+
+/// The answer to signing a batch.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedBatch {
+    /// URLs by part number.
+    pub presigned_urls: BTreeMap<String, String>,
+}
+
+/// A part as Uppy lists it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UppyPart {
+    /// The part number.
+    pub part_number: u32,
+    /// The size (in the list answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The ETag.
+    #[serde(rename = "ETag", default)]
+    pub etag: Option<String>,
+}
+
+/// The body of the complete call.
+#[derive(Debug, Deserialize)]
+pub struct CompleteBody {
+    /// The parts.
+    pub parts: Vec<UppyPart>,
+}
+
+/// The answer to the complete call.
+#[derive(Debug, Serialize)]
+pub struct Completed {
+    /// The object's URL (without signature).
+    pub location: String,
+    /// The bucket's name at the store.
+    pub bucket: String,
+    /// The object's key.
+    pub key: String,
+}
+
+fn metadata_size(metadata: &BTreeMap<String, Value>) -> Result<u64, ApiError> {
+    let missing = || {
+        ApiError::invalid_field(
+            "metadata.size",
+            "the file's size is missing: add it to the file's metadata in Uppy \
+             (uppy.on('file-added', f => uppy.setFileMeta(f.id, { size: f.size })))",
+        )
+    };
+    match metadata.get("size") {
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(missing),
+        Some(Value::String(s)) => s.trim().parse().map_err(|_| missing()),
+        _ => Err(missing()),
+    }
+}
+
+fn profile_name(metadata: &BTreeMap<String, Value>) -> String {
+    match metadata.get("profile") {
+        Some(Value::String(name)) if !name.is_empty() => name.clone(),
+        _ => "default".to_owned(),
+    }
+}
+
+fn upload_request(
+    filename: String,
+    content_type: Option<String>,
+    metadata: &BTreeMap<String, Value>,
+) -> Result<CreateUploadRequest, ApiError> {
+    Ok(CreateUploadRequest {
+        profile: profile_name(metadata),
+        filename,
+        content_type: content_type.filter(|t| !t.is_empty()),
+        size: metadata_size(metadata)?,
+        checksum_sha256: None,
+        metadata: BTreeMap::new(),
+        multipart: false,
+        expires_in: None,
+    })
+}
+
+/// `GET /s3/params?filename=&type=&metadata[size]=`: one presigned PUT.
+pub fn params(ctx: &RequestContext<'_>, query: &[(String, String)]) -> Result<Params, ApiError> {
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let metadata: BTreeMap<String, Value> = query
+        .iter()
+        .filter_map(|(n, v)| {
+            let field = n.strip_prefix("metadata[")?.strip_suffix(']')?;
+            Some((field.to_owned(), Value::String(v.clone())))
+        })
+        .collect();
+    let filename = get("filename")
+        .ok_or_else(|| ApiError::invalid_field("filename", "filename is missing"))?;
+    let request = upload_request(filename, get("type"), &metadata)?;
+    let plan = uploads::plan(ctx, &request)?;
+    let single = uploads::sign_single(ctx, &plan)?;
+    let mut headers = single.headers;
+    headers.remove("content-length");
+    Ok(Params {
+        method: "PUT",
+        url: single.url,
+        fields: BTreeMap::new(),
+        headers,
+    })
+}
+
+/// `POST /s3/multipart`: creates the upload; its token is Uppy's `uploadId`.
+pub async fn create(
+    ctx: &RequestContext<'_>,
+    store: &impl Store,
+    body: CreateBody,
+) -> Result<Created, ApiError> {
+    let request = upload_request(body.filename, body.content_type, &body.metadata)?;
+    let plan = uploads::plan(ctx, &request)?;
+    plan.profile.check_size(plan.size)?;
+    let (token, sealed) = multipart::create(ctx, store, &plan, None).await?;
+    Ok(Created {
+        upload_id: sealed,
+        key: token.key,
+    })
+}
+
+/// Opens the token in the path, and checks the `key` query parameter against it.
+pub fn open<'a>(
+    ctx: &RequestContext<'a>,
+    params: &PathParams,
+    query: &[(String, String)],
+) -> Result<Opened<'a>, ApiError> {
+    let token = params.upload_id.as_deref().unwrap_or_default();
+    let opened = multipart::open(ctx, token)?;
+    let key = query.iter().find(|(n, _)| n == "key").map(|(_, v)| v);
+    if key.is_some_and(|k| *k != opened.token.key) {
+        return Err(ApiError::new(
+            super::ErrorCode::Forbidden,
+            "the key does not belong to this upload",
+        )
+        .with_field("key"));
+    }
+    Ok(opened)
+}
+
+/// `GET /s3/multipart/{uploadId}/{partNumber}`.
+pub async fn sign_part(
+    ctx: &RequestContext<'_>,
+    store: &impl Store,
+    upload: &Opened<'_>,
+    part_number: &str,
+) -> Result<SignedPart, ApiError> {
+    let number = part_number
+        .parse::<u32>()
+        .map_err(|_| ApiError::invalid_field("partNumber", "the part number must be 1 to 10000"))?;
+    let signed = multipart::sign_parts(ctx, store, upload, &[number]).await?;
+    let part = signed.parts.into_iter().next().ok_or_else(|| {
+        ApiError::invalid_field("partNumber", "the part number must be 1 to 10000")
+    })?;
+    Ok(SignedPart {
+        method: "PUT",
+        url: part.url,
+        headers: part.headers,
+        expires: upload.profile.expires_in,
+    })
+}
+
+/// `GET /s3/multipart/{uploadId}/batch?partNumbers=1,2,3`.
+pub async fn sign_batch(
+    ctx: &RequestContext<'_>,
+    store: &impl Store,
+    upload: &Opened<'_>,
+    query: &[(String, String)],
+) -> Result<SignedBatch, ApiError> {
+    let list = query
+        .iter()
+        .find(|(n, _)| n == "partNumbers")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    let numbers = list
+        .split(',')
+        .map(|n| n.trim().parse::<u32>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| {
+            ApiError::invalid_field(
+                "partNumbers",
+                "partNumbers must be numbers separated by commas",
+            )
+        })?;
+    let signed = multipart::sign_parts(ctx, store, upload, &numbers).await?;
+    Ok(SignedBatch {
+        presigned_urls: signed
+            .parts
+            .into_iter()
+            .map(|p| (p.part_number.to_string(), p.url))
+            .collect(),
+    })
+}
+
+/// `GET /s3/multipart/{uploadId}`.
+pub async fn list_parts(
+    ctx: &RequestContext<'_>,
+    store: &impl Store,
+    upload: &Opened<'_>,
+) -> Result<Vec<UppyPart>, ApiError> {
+    let parts = multipart::list_parts(ctx, store, upload).await?;
+    Ok(parts
+        .into_iter()
+        .map(|p| UppyPart {
+            part_number: p.part_number,
+            size: Some(p.size),
+            etag: Some(p.etag),
+        })
+        .collect())
+}
+
+/// `POST /s3/multipart/{uploadId}/complete`.
+pub async fn complete(
+    ctx: &RequestContext<'_>,
+    store: &impl Store,
+    upload: &Opened<'_>,
+    body: CompleteBody,
+) -> Result<Completed, ApiError> {
+    let parts: Vec<ClientPart> = body
+        .parts
+        .into_iter()
+        .map(|p| ClientPart {
+            part_number: p.part_number,
+            etag: p.etag,
+        })
+        .collect();
+    let done = multipart::complete(ctx, store, upload, &parts).await?;
+    Ok(Completed {
+        location: format!("{}{}", upload.target.origin, upload.target.path),
+        bucket: done.bucket,
+        key: done.key,
+    })
+}

@@ -1,0 +1,182 @@
+//! Upload tokens: what ties the calls of one multipart upload together.
+//!
+//! When the signer creates a multipart upload it gives the client a token that binds the
+//! bucket, the key, the store's upload id, the subject, the profile, the part plan and an
+//! expiry, signed with HMAC-SHA256 under the deployment's `TOKEN_SECRET`. Every later call
+//! (sign parts, list parts, complete, abort) carries the token instead of a bucket and a
+//! key, so a client cannot point a call at another key or at another user's upload.
+//!
+//! The format is `base64url(JSON) "." base64url(HMAC-SHA256(secret, base64url(JSON)))`.
+//! It is opaque to clients, URL- and path-safe (the `/s3/` routes put it in the path), and
+//! not encrypted: it holds nothing secret.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use super::plan::PartPlan;
+use crate::secret::Secret;
+
+/// The longest token accepted, in bytes: a 1024-byte key, a long upload id and the rest.
+const MAX_TOKEN_BYTES: usize = 4096;
+
+/// What a token binds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadToken {
+    /// Format version.
+    pub v: u8,
+    /// The bucket's name in the configuration.
+    pub bucket: String,
+    /// The object's key.
+    pub key: String,
+    /// The store's upload id.
+    pub upload_id: String,
+    /// The subject that created the upload.
+    pub subject: String,
+    /// The profile that allowed it.
+    pub profile: String,
+    /// The part plan; `None` when the client cuts the parts itself (the `/s3/` routes).
+    pub plan: Option<PartPlan>,
+    /// The size the client declared, when it declared one.
+    pub size: Option<u64>,
+    /// Unix time after which the token is refused.
+    pub expires: i64,
+}
+
+/// Why a token is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    /// Not a token, or its signature does not match: changed or made elsewhere.
+    Invalid,
+    /// Past its expiry.
+    Expired,
+}
+
+impl UploadToken {
+    /// Signs the token.
+    pub fn seal(&self, secret: &Secret) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default());
+        let tag = URL_SAFE_NO_PAD.encode(mac(secret, payload.as_bytes()).finalize().into_bytes());
+        format!("{payload}.{tag}")
+    }
+
+    /// Checks a token's signature and expiry and reads it.
+    pub fn open(token: &str, secret: &Secret, now: DateTime<Utc>) -> Result<Self, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Invalid);
+        }
+        let (payload, tag) = token.split_once('.').ok_or(TokenError::Invalid)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| TokenError::Invalid)?;
+        mac(secret, payload.as_bytes())
+            .verify_slice(&tag)
+            .map_err(|_| TokenError::Invalid)?;
+
+        let json = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| TokenError::Invalid)?;
+        let token: Self = serde_json::from_slice(&json).map_err(|_| TokenError::Invalid)?;
+        if token.v != 1 {
+            return Err(TokenError::Invalid);
+        }
+        if now.timestamp() > token.expires {
+            return Err(TokenError::Expired);
+        }
+        Ok(token)
+    }
+}
+
+fn mac(secret: &Secret, payload: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(payload);
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token() -> UploadToken {
+        UploadToken {
+            v: 1,
+            bucket: "dev".into(),
+            key: "users/alice/x/movie.mp4".into(),
+            upload_id: "upload-123".into(),
+            subject: "alice".into(),
+            profile: "default".into(),
+            plan: Some(PartPlan::new(64 << 20, 8 << 20).unwrap()),
+            size: Some(64 << 20),
+            expires: 2_000_000_000,
+        }
+    }
+
+    fn secret() -> Secret {
+        Secret::new("token-secret-0123456789abcdef0123456789abcdef")
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_900_000_000, 0).unwrap()
+    }
+
+    #[test]
+    fn sealed_token_opens_to_the_same_fields() {
+        let sealed = token().seal(&secret());
+        assert_eq!(UploadToken::open(&sealed, &secret(), now()), Ok(token()));
+        assert!(
+            sealed
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        );
+    }
+
+    #[test]
+    fn a_token_edited_by_one_character_is_invalid() {
+        let sealed = token().seal(&secret());
+        for i in 0..sealed.len() {
+            let mut bytes = sealed.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let edited = String::from_utf8(bytes).unwrap();
+            if edited != sealed {
+                assert_eq!(
+                    UploadToken::open(&edited, &secret(), now()),
+                    Err(TokenError::Invalid),
+                    "position {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_sealed_with_another_secret_is_invalid() {
+        let sealed = token().seal(&Secret::new("another"));
+        assert_eq!(
+            UploadToken::open(&sealed, &secret(), now()),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let sealed = token().seal(&secret());
+        let later = DateTime::from_timestamp(2_000_000_001, 0).unwrap();
+        assert_eq!(
+            UploadToken::open(&sealed, &secret(), later),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn garbage_is_invalid() {
+        for bad in ["", ".", "abc", "a.b.c", "!!!.???", &"x".repeat(5000)] {
+            assert_eq!(
+                UploadToken::open(bad, &secret(), now()),
+                Err(TokenError::Invalid)
+            );
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! When a call to the store is tried again, and after how long.
+//!
+//! A `503` (S3's `SlowDown`) means the store did not act on the request, so any request
+//! may be retried after it. A network error or another 5xx may come after the store
+//! acted, so only requests that are safe to repeat are retried then. Waits grow
+//! exponentially with jitter, as AWS recommends.
+//! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance-design-patterns.html>
+
+/// How many times a request is sent at most.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// How long one attempt may take before it counts as a network error, in milliseconds.
+pub const ATTEMPT_TIMEOUT_MS: u64 = 10_000;
+
+/// What happened to one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// No answer: connection refused or reset, or the attempt timed out.
+    NoAnswer,
+    /// The store answered with this status.
+    Answered(u16),
+}
+
+/// Whether to send the request again after `attempt` (counted from 1).
+pub fn should_retry(attempt: u32, idempotent: bool, outcome: Attempt) -> bool {
+    if attempt >= MAX_ATTEMPTS {
+        return false;
+    }
+    match outcome {
+        Attempt::Answered(503) => true,
+        Attempt::Answered(status) => idempotent && status >= 500,
+        Attempt::NoAnswer => idempotent,
+    }
+}
+
+/// How long to wait before attempt `attempt + 1`, in milliseconds: 100 ms doubled per
+/// attempt, plus up to 50 % jitter from `random` (any byte).
+pub fn backoff_ms(attempt: u32, random: u8) -> u64 {
+    let base = 100u64 << attempt.saturating_sub(1).min(6);
+    base + base * u64::from(random) / 510
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_down_is_retried_even_for_unsafe_requests() {
+        assert!(should_retry(1, false, Attempt::Answered(503)));
+    }
+
+    #[test]
+    fn network_errors_and_5xx_are_retried_only_when_safe() {
+        assert!(should_retry(1, true, Attempt::NoAnswer));
+        assert!(should_retry(2, true, Attempt::Answered(500)));
+        assert!(!should_retry(1, false, Attempt::NoAnswer));
+        assert!(!should_retry(1, false, Attempt::Answered(500)));
+    }
+
+    #[test]
+    fn client_errors_and_the_last_attempt_are_not_retried() {
+        assert!(!should_retry(1, true, Attempt::Answered(403)));
+        assert!(!should_retry(MAX_ATTEMPTS, true, Attempt::Answered(503)));
+    }
+
+    #[test]
+    fn backoff_grows_and_jitter_stays_under_half() {
+        assert_eq!(backoff_ms(1, 0), 100);
+        assert_eq!(backoff_ms(2, 0), 200);
+        assert!(backoff_ms(2, 255) <= 300);
+    }
+}
