@@ -65,7 +65,8 @@ export async function startWorker() {
   const port = await freePort();
   const inspectorPort = await freePort();
   const persistDir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-presigner-e2e-'));
-  const child = spawn(PROJECT_NODE, [WRANGLER, ...wranglerDevArgs(port, inspectorPort, persistDir)], {
+  const args = [WRANGLER, ...wranglerDevArgs(port, inspectorPort, persistDir)];
+  const child = spawn(PROJECT_NODE, args, {
     cwd: ROOT,
     env: wranglerEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -334,7 +335,8 @@ function parseJson(text) {
 /** Claims the Worker accepts from an HS256 JWT, for `subject`, valid five minutes. */
 export function jwtClaims(subject, overrides = {}) {
   const now = Math.floor(Date.now() / 1000);
-  return { iss: JWT_ISSUER, aud: JWT_AUDIENCE, sub: subject, iat: now, exp: now + 300, ...overrides };
+  const standard = { iss: JWT_ISSUER, aud: JWT_AUDIENCE, sub: subject, iat: now, exp: now + 300 };
+  return { ...standard, ...overrides };
 }
 
 /** A compact HS256 JWT over exactly these claims. */
@@ -404,15 +406,22 @@ async function listAll(client, bucketUrl, prefix) {
     if (token) query.set('continuation-token', token);
     const response = await client.fetch(`${bucketUrl}?${query}`);
     const xml = await response.text();
-    if (response.status !== 200) throw new Error(`ListObjectsV2 answered ${response.status}: ${xml}`);
+    if (response.status !== 200) {
+      throw new Error(`ListObjectsV2 answered ${response.status}: ${xml}`);
+    }
     objects.push(...xmlElements(xml, 'Contents').map(listedObject));
-    token = xmlText(xml, 'IsTruncated') === 'true' ? xmlText(xml, 'NextContinuationToken') : undefined;
+    const truncated = xmlText(xml, 'IsTruncated') === 'true';
+    token = truncated ? xmlText(xml, 'NextContinuationToken') : undefined;
   } while (token);
   return objects;
 }
 
 function listedObject(xml) {
-  return { key: xmlText(xml, 'Key'), size: Number(xmlText(xml, 'Size')), etag: xmlText(xml, 'ETag') };
+  return {
+    key: xmlText(xml, 'Key'),
+    size: Number(xmlText(xml, 'Size')),
+    etag: xmlText(xml, 'ETag'),
+  };
 }
 
 function xmlElements(xml, name) {

@@ -45,13 +45,15 @@ function uploadRequest(overrides = {}) {
 /** POST /v1/uploads, asserting 201, and returns the answer's JSON. */
 async function presign(request, credential = API_KEY) {
   const response = await createUpload(worker, request, credential);
-  assert.equal(response.status, 201, `POST /v1/uploads answered ${response.status}: ${response.text}`);
+  const answer = `POST /v1/uploads answered ${response.status}: ${redacted(response.text)}`;
+  assert.equal(response.status, 201, answer);
   return response.body;
 }
 
 /** PUTs `body` to a presigned URL with `headers` (Node's fetch checks content-length). */
 function putToStore(url, headers, body) {
-  return fetch(url, { method: 'PUT', headers, body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+  return fetch(url, { method: 'PUT', headers, body, signal });
 }
 
 /** Presigns an upload of `body` and sends it with exactly the returned headers. */
@@ -78,12 +80,18 @@ async function assertNothingStoredAt(key) {
 }
 
 function assertError(response, status, code, field) {
-  assert.equal(response.status, status, response.text);
+  const answer = redacted(response.text);
+  assert.equal(response.status, status, answer);
   assert.match(response.headers.get('content-type') ?? '', /^application\/json\b/);
-  assert.equal(response.body?.error?.code, code, response.text);
+  assert.equal(response.body?.error?.code, code, answer);
   assert.equal(typeof response.body.error.message, 'string');
   assert.notEqual(response.body.error.message, '');
-  if (field !== undefined) assert.equal(response.body.error.field, field, response.text);
+  if (field !== undefined) assert.equal(response.body.error.field, field, answer);
+}
+
+/** An answer fit for a failure message: presigned URLs lose their signature. */
+function redacted(text) {
+  return text.replace(/(X-Amz-Signature=)[0-9a-f]+/gi, '$1<redacted>');
 }
 
 function assertUnauthorized(response) {
@@ -96,7 +104,8 @@ function assertKeyUnderSubject(key, subject) {
   assert.ok(key.startsWith(prefix), `key ${JSON.stringify(key)} is not under ${prefix}`);
   const segments = key.slice(prefix.length).split('/');
   for (const segment of segments) {
-    assert.ok(!['', '.', '..'].includes(segment), `key ${JSON.stringify(key)} has a '${segment}' segment`);
+    const message = `key ${JSON.stringify(key)} has a '${segment}' segment`;
+    assert.ok(!['', '.', '..'].includes(segment), message);
   }
 }
 
@@ -132,7 +141,7 @@ describe('POST /v1/uploads: a single presigned PUT', () => {
     assert.equal(upload.method, 'PUT');
     assert.match(upload.key, new RegExp(`^users/${API_KEY_SUBJECT}/${UUID}/photo\\.png$`));
     assert.equal(keyInUrl(upload.url), upload.key);
-    assert.equal(new URL(upload.url).port, String(worker.port), 'the URL points at this local store');
+    assert.equal(new URL(upload.url).port, String(worker.port), 'the URL names this local store');
   });
 
   test('the returned headers carry type, size, no-overwrite and the profile metadata', async () => {
@@ -230,14 +239,20 @@ describe('the presigned PUT at the store', () => {
     assert.equal(stored.headers.get('content-type'), 'application/octet-stream');
     assert.equal(stored.headers.get('x-amz-meta-uploader'), 'edge-presigner');
     const listed = await objectStore(worker).listObjects(upload.key);
-    assert.deepEqual(listed.map(({ key, size }) => ({ key, size })), [{ key: upload.key, size: MiB }]);
+    const keysAndSizes = listed.map(({ key, size }) => ({ key, size }));
+    assert.deepEqual(keysAndSizes, [{ key: upload.key, size: MiB }]);
   });
 
-  test('a file with a declared checksumSha256 lands intact', async () => {
+  // The URL signs x-amz-checksum-sha256, but wrangler dev's local store does not check
+  // it: a different body of the same size lands there (measured). Only a store that
+  // checks it (R2, S3, SeaweedFS) can show that a wrong body is refused.
+  test('a declared checksumSha256 goes out as x-amz-checksum-sha256; the file lands', async () => {
     const body = randomBytes(64 * 1024);
+    const checksum = sha256Base64(body);
 
-    const upload = await uploadThroughWorker(body, { checksumSha256: sha256Base64(body) });
+    const upload = await uploadThroughWorker(body, { checksumSha256: checksum });
 
+    assert.equal(upload.headers['x-amz-checksum-sha256'], checksum);
     const stored = await readStoredObject(upload.key);
     assert.equal(sha256(stored.bytes), sha256(body));
   });
@@ -316,7 +331,9 @@ describe('the presigned PUT at the store', () => {
 
 describe('POST /v1/uploads: the profile limits', () => {
   test('a content type outside the profile gets 415', async () => {
-    const response = await createUpload(worker, uploadRequest({ contentType: 'application/x-msdownload' }));
+    const request = uploadRequest({ contentType: 'application/x-msdownload' });
+
+    const response = await createUpload(worker, request);
 
     assertError(response, 415, 'unsupported_media_type');
   });
@@ -337,17 +354,18 @@ describe('POST /v1/uploads: the profile limits', () => {
 describe('POST /v1/uploads: keys from hostile filenames', () => {
   // These must be cleaned into a key under the subject's prefix.
   for (const filename of ['../../etc/passwd', 'a/../../b']) {
-    test(`the filename ${JSON.stringify(filename)} yields a key under users/<subject>/`, async () => {
+    test(`the filename ${JSON.stringify(filename)} yields a key under the subject`, async () => {
       const upload = await presign(uploadRequest({ filename }));
 
       assertKeyUnderSubject(upload.key, API_KEY_SUBJECT);
-      assert.equal(keyInUrl(upload.url), upload.key, 'a URL parser resolves the path to the same key');
+      assert.equal(keyInUrl(upload.url), upload.key, 'a URL parser finds the same key');
     });
   }
 
   // The contract does not say whether these are cleaned or refused: either is safe.
-  for (const filename of ['..', '/etc/passwd', '..\\..\\boot.ini']) {
-    test(`the filename ${JSON.stringify(filename)} yields a safe key or 400 naming filename`, async () => {
+  const others = ['..', '/etc/passwd', '..\\..\\boot.ini', '%2e%2e', '..%2f..%2fpasswd'];
+  for (const filename of others) {
+    test(`the filename ${JSON.stringify(filename)} yields a safe key or a 400`, async () => {
       const response = await createUpload(worker, uploadRequest({ filename }));
 
       if (response.status !== 201) {
@@ -366,7 +384,9 @@ describe('POST /v1/uploads: keys from hostile filenames', () => {
 
     const everything = await objectStore(worker).listObjects('');
     assert.ok(everything.some(({ key }) => key === upload.key));
-    for (const { key } of everything) assert.ok(key.startsWith('users/'), `${key} is outside users/`);
+    for (const { key } of everything) {
+      assert.ok(key.startsWith('users/'), `${key} is outside users/`);
+    }
   });
 });
 
@@ -389,24 +409,33 @@ describe('POST /v1/uploads: malformed requests', () => {
     assertError(response, 400, 'invalid_request');
   });
 
-  test('a request without filename gets 400 naming the field', async () => {
-    const { filename: _filename, ...request } = uploadRequest();
+  // API.md: only profile, checksumSha256, metadata and multipart are optional.
+  for (const field of ['filename', 'contentType', 'size']) {
+    test(`a request without ${field} gets 400 naming the field`, async () => {
+      const { [field]: _leftOut, ...request } = uploadRequest();
 
-    assertError(await createUpload(worker, request), 400, 'invalid_request', 'filename');
-  });
+      assertError(await createUpload(worker, request), 400, 'invalid_request', field);
+    });
+  }
 
   test('a negative size gets 400 naming the field', async () => {
-    assertError(await createUpload(worker, uploadRequest({ size: -1 })), 400, 'invalid_request', 'size');
+    const response = await createUpload(worker, uploadRequest({ size: -1 }));
+
+    assertError(response, 400, 'invalid_request', 'size');
   });
 
   test('a size that is not a number gets 400 naming the field', async () => {
-    assertError(await createUpload(worker, uploadRequest({ size: '1234' })), 400, 'invalid_request', 'size');
+    const response = await createUpload(worker, uploadRequest({ size: '1234' }));
+
+    assertError(response, 400, 'invalid_request', 'size');
   });
 });
 
 describe('routing', () => {
   test('an unknown route under /v1 gets 404 not_found', async () => {
-    const response = await callApi(worker, '/v1/no-such-route', { method: 'GET', credential: API_KEY });
+    const options = { method: 'GET', credential: API_KEY };
+
+    const response = await callApi(worker, '/v1/no-such-route', options);
 
     assertError(response, 404, 'not_found');
   });
