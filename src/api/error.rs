@@ -200,10 +200,6 @@ impl From<PolicyError> for ApiError {
                 format!("size is above the limit of {max} bytes"),
             )
             .with_field("size"),
-            PolicyError::ExpiryOutOfRange { max } => Self::invalid_field(
-                "expiresIn",
-                format!("expiresIn must be a whole number of seconds from 1 to {max}"),
-            ),
             PolicyError::Metadata { name, problem } => Self::invalid_field(
                 format!("metadata.{name}"),
                 format!("metadata {name}: {problem}"),

@@ -9,6 +9,7 @@
 
 pub mod companion;
 pub mod dev;
+pub mod downloads;
 pub mod error;
 pub mod json;
 pub mod multipart;
@@ -40,6 +41,8 @@ pub enum Route {
     Complete,
     /// `POST /v1/multipart/abort`.
     Abort,
+    /// `POST /v1/downloads`.
+    Download,
     /// `POST /v1/dev/token` (development login).
     DevToken,
     /// `GET /s3/params`: a single upload, for Uppy.
@@ -73,6 +76,7 @@ impl Route {
             Self::ListParts => "list-parts",
             Self::Complete => "complete",
             Self::Abort => "abort",
+            Self::Download => "download",
             Self::DevToken => "dev-token",
             Self::CompanionParams => "s3-params",
             Self::CompanionCreate => "s3-create",
@@ -89,6 +93,7 @@ impl Route {
         matches!(
             self,
             Self::CreateUpload
+                | Self::Download
                 | Self::SignParts
                 | Self::Complete
                 | Self::Abort
@@ -109,6 +114,7 @@ const ROUTES: &[(&str, &[(&str, Route)])] = &[
     ),
     ("/v1/multipart/complete", &[("POST", Route::Complete)]),
     ("/v1/multipart/abort", &[("POST", Route::Abort)]),
+    ("/v1/downloads", &[("POST", Route::Download)]),
     ("/v1/dev/token", &[("POST", Route::DevToken)]),
     ("/s3/params", &[("GET", Route::CompanionParams)]),
     ("/s3/multipart", &[("POST", Route::CompanionCreate)]),

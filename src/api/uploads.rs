@@ -45,7 +45,7 @@ pub struct CreateUploadRequest {
     #[serde(default)]
     pub multipart: bool,
     /// The URL's validity in seconds, within the profile's bounds.
-    pub expires_in: Option<u32>,
+    pub expires_in: Option<serde_json::Value>,
 }
 
 fn default_profile() -> String {
@@ -141,7 +141,11 @@ pub fn plan<'a>(
         check_sha256(checksum)?;
     }
     let metadata = profile.metadata_for(&request.metadata)?;
-    let expires_in = profile.expiry(request.expires_in)?;
+    let expires_in = super::downloads::expiry_seconds(
+        request.expires_in.as_ref(),
+        profile.expires_in,
+        profile.max_expires_in,
+    )?;
 
     let key = profile
         .key_template

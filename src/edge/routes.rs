@@ -1,8 +1,8 @@
 //! Calling the pure handler of each route with what the request carried.
 
 use crate::api::{
-    self, ApiError, ErrorCode, PathParams, RequestContext, Route, companion, json, multipart,
-    uploads,
+    self, ApiError, ErrorCode, PathParams, RequestContext, Route, companion, downloads, json,
+    multipart, uploads,
 };
 use crate::audit::Record;
 use crate::multipart::ClientPart;
@@ -62,6 +62,12 @@ pub async fn dispatch(
             } else {
                 Ok(Reply::json(201, &uploads::sign_single(ctx, &plan)?))
             }
+        }
+        Route::Download => {
+            let request: downloads::DownloadRequest = json::parse(call.body)?;
+            record.profile = Some(request.profile.clone());
+            record.key = Some(request.key.clone());
+            Ok(Reply::json(200, &downloads::sign(ctx, &request)?))
         }
         Route::SignParts => {
             let request: multipart::SignPartsRequest = json::parse(call.body)?;

@@ -70,11 +70,6 @@ pub enum PolicyError {
         /// The limit, in bytes.
         max: u64,
     },
-    /// The expiry is outside what the profile allows.
-    ExpiryOutOfRange {
-        /// The longest allowed expiry, in seconds.
-        max: u32,
-    },
     /// A metadata entry is malformed or reserved.
     Metadata {
         /// The entry's name.
@@ -195,17 +190,6 @@ impl Profile {
             Err(PolicyError::TooLarge { max })
         } else {
             Ok(())
-        }
-    }
-
-    /// The expiry to sign: the request's, within bounds, or the profile's default.
-    pub fn expiry(&self, requested: Option<u32>) -> Result<u32, PolicyError> {
-        match requested {
-            None => Ok(self.expires_in),
-            Some(seconds) if (1..=self.max_expires_in).contains(&seconds) => Ok(seconds),
-            Some(_) => Err(PolicyError::ExpiryOutOfRange {
-                max: self.max_expires_in,
-            }),
         }
     }
 

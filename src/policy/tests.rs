@@ -63,21 +63,6 @@ fn single_put_is_capped_at_five_gib_even_if_the_profile_allows_more() {
 }
 
 #[test]
-fn expiry_defaults_to_the_profile_and_is_bounded_by_it() {
-    let p = profile();
-    assert_eq!(p.expiry(None), Ok(900));
-    assert_eq!(p.expiry(Some(60)), Ok(60));
-    assert_eq!(
-        p.expiry(Some(0)),
-        Err(PolicyError::ExpiryOutOfRange { max: 3600 })
-    );
-    assert_eq!(
-        p.expiry(Some(3601)),
-        Err(PolicyError::ExpiryOutOfRange { max: 3600 })
-    );
-}
-
-#[test]
 fn client_metadata_is_merged_and_cannot_replace_the_profiles() {
     let p = profile();
     let merged = p
