@@ -247,6 +247,35 @@ mod tests {
         assert!(error.headers.contains(&("allow", "POST".to_owned())));
     }
 
+    /// `openapi.yaml` and the route table list the same routes with the same methods.
+    #[test]
+    fn openapi_document_and_route_table_agree() {
+        use std::collections::BTreeSet;
+        use yaml_rust2::YamlLoader;
+
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let doc = &YamlLoader::load_from_str(&text).unwrap()[0];
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_hash().unwrap() {
+            let pattern = path
+                .as_str()
+                .unwrap()
+                .replace("{uploadId}", ":uploadId")
+                .replace("{partNumber}", ":partNumber");
+            for (method, _) in item.as_hash().unwrap() {
+                let method = method.as_str().unwrap().to_ascii_uppercase();
+                if method != "PARAMETERS" {
+                    documented.insert((pattern.clone(), method));
+                }
+            }
+        }
+        let served: BTreeSet<(String, String)> = route_table()
+            .map(|(p, m)| (p.to_owned(), m.to_owned()))
+            .collect();
+        assert_eq!(documented, served);
+    }
+
     #[test]
     fn unknown_path_answers_404() {
         assert_eq!(resolve("GET", "/v1/nope").unwrap_err().status(), 404);
