@@ -148,7 +148,10 @@ fn upload_request(
     Ok(CreateUploadRequest {
         profile: profile_name(metadata),
         filename,
-        content_type: content_type.filter(|t| !t.is_empty()),
+        // Uppy sends an empty type for files the browser cannot name.
+        content_type: content_type
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "application/octet-stream".to_owned()),
         size: metadata_size(metadata)?,
         checksum_sha256: None,
         metadata: BTreeMap::new(),

@@ -37,18 +37,27 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
+        let full = inner.to_string();
+        let message = without_position(&full);
         if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+            return ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("the request body is not valid JSON: {message}"),
+            );
+        }
+        // A missing field is reported at its parent; name the field itself.
+        let field = match missing_field(&message) {
+            Some(name) if path == "." => name.to_owned(),
+            Some(name) => format!("{path}.{name}"),
+            None => path,
+        };
+        if field == "." {
             ApiError::new(
                 ErrorCode::InvalidRequest,
-                format!("the request body is not valid JSON: {inner}"),
-            )
-        } else if path == "." {
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("the request body: {inner}"),
+                format!("the request body: {message}"),
             )
         } else {
-            ApiError::invalid_field(path.clone(), format!("{path}: {inner}"))
+            ApiError::invalid_field(field.clone(), format!("{field}: {message}"))
         }
     })?;
     deserializer.end().map_err(|_| {
@@ -58,6 +67,19 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         )
     })?;
     Ok(value)
+}
+
+/// serde_json's message without its "at line 1 column 39" suffix, which says nothing to
+/// a client that sent one line.
+fn without_position(message: &str) -> &str {
+    message
+        .rfind(" at line ")
+        .map_or(message, |at| &message[..at])
+}
+
+/// The name in serde's "missing field `name`".
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 /// The 413 for a request body over [`MAX_BODY_BYTES`].
@@ -90,9 +112,10 @@ mod tests {
     }
 
     #[test]
-    fn missing_field_is_reported() {
+    fn missing_field_is_named() {
         let error = parse::<Request>(br#"{"name": "a"}"#).unwrap_err();
-        assert!(error.message.contains("size"), "{}", error.message);
+        assert_eq!(error.field.as_deref(), Some("size"));
+        assert_eq!(error.message, "size: missing field `size`");
     }
 
     #[test]

@@ -32,8 +32,8 @@ pub struct CreateUploadRequest {
     pub profile: String,
     /// The file's name, as the user knows it.
     pub filename: String,
-    /// The content type; `application/octet-stream` when absent.
-    pub content_type: Option<String>,
+    /// The content type.
+    pub content_type: String,
     /// The size in bytes.
     pub size: u64,
     /// Base64 of the SHA-256 of the body, for the store to check.
@@ -132,11 +132,7 @@ pub fn plan<'a>(
             "filename must be 1 to 1024 bytes and not only spaces",
         ));
     }
-    let declared = request
-        .content_type
-        .as_deref()
-        .unwrap_or("application/octet-stream");
-    let content_type = profile.check_content_type(declared)?;
+    let content_type = profile.check_content_type(&request.content_type)?;
     if let Some(checksum) = &request.checksum_sha256 {
         check_sha256(checksum)?;
     }

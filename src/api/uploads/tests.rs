@@ -181,9 +181,11 @@ fn empty_filename_is_refused() {
 }
 
 #[test]
-fn missing_content_type_means_octet_stream_which_the_profile_may_refuse() {
-    let body = serde_json::json!({"filename": "x.bin", "size": 1});
-    let error = run(&principal("backend", None), body).unwrap_err();
-    assert_eq!(error.status(), 415);
-    assert!(error.message.contains("application/octet-stream"));
+fn content_type_is_required() {
+    let body = br#"{"filename": "x.bin", "size": 1}"#;
+    let error = crate::api::json::parse::<CreateUploadRequest>(body).unwrap_err();
+    assert_eq!(
+        (error.status(), error.field.as_deref()),
+        (400, Some("contentType"))
+    );
 }
