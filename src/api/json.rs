@@ -46,7 +46,7 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             );
         }
         // A missing field is reported at its parent; name the field itself.
-        let field = match missing_field(&message) {
+        let field = match missing_field(message) {
             Some(name) if path == "." => name.to_owned(),
             Some(name) => format!("{path}.{name}"),
             None => path,
