@@ -18,7 +18,8 @@ use serde_json::Value;
 use super::uploads::profile_for;
 use super::{ApiError, ErrorCode, RequestContext, rfc3339};
 use crate::policy::key::validate_key;
-use crate::presign::{self, MAX_EXPIRES_IN, PresignInput, encode};
+use crate::presign::fast::BatchSigner;
+use crate::presign::{MAX_EXPIRES_IN, encode};
 
 /// The request body.
 #[derive(Debug, Deserialize)]
@@ -97,25 +98,18 @@ pub fn sign(ctx: &RequestContext<'_>, request: &DownloadRequest) -> Result<Downl
         .into_iter()
         .collect();
     let target = bucket.target(&request.key, ctx.origin)?;
-    let url = presign::presign(&PresignInput {
-        method: "GET",
-        target: &target,
-        query: &query,
-        headers: &[],
-        credentials: &bucket.credentials,
-        now: ctx.now,
-        expires_in,
-    })
-    .map_err(|e| {
-        ApiError::new(
-            ErrorCode::ConfigInvalid,
-            format!(
-                "the download could not be signed with bucket `{}`",
-                bucket.name
-            ),
-        )
-        .with_log_detail(e.to_string())
-    })?;
+    let url = BatchSigner::new(&bucket.credentials, &target.region, ctx.now, expires_in)
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::ConfigInvalid,
+                format!(
+                    "the download could not be signed with bucket `{}`",
+                    bucket.name
+                ),
+            )
+            .with_log_detail(e.to_string())
+        })?
+        .sign("GET", &target, &query, &[]);
     Ok(Download {
         url,
         expires_at: rfc3339(ctx.now + Duration::seconds(expires_in.into())),

@@ -21,7 +21,7 @@ use super::{ApiError, ErrorCode, RequestContext, rfc3339};
 use crate::config::Bucket;
 use crate::policy::Profile;
 use crate::policy::key::{KeyError, KeyInputs};
-use crate::presign::{self, PresignInput};
+use crate::presign::fast::BatchSigner;
 
 /// The request body.
 #[derive(Debug, Clone, Deserialize)]
@@ -197,15 +197,12 @@ pub fn sign_single(
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    let url = presign::presign(&PresignInput {
-        method: "PUT",
-        target: &target,
-        query: &[],
-        headers: &signed,
-        credentials: &plan.bucket.credentials,
-        now: ctx.now,
-        expires_in: plan.expires_in,
-    })
+    let url = BatchSigner::new(
+        &plan.bucket.credentials,
+        &target.region,
+        ctx.now,
+        plan.expires_in,
+    )
     .map_err(|e| {
         ApiError::new(
             ErrorCode::ConfigInvalid,
@@ -215,7 +212,8 @@ pub fn sign_single(
             ),
         )
         .with_log_detail(e.to_string())
-    })?;
+    })?
+    .sign("PUT", &target, &[], &signed);
 
     Ok(SingleUpload {
         kind: "single",
