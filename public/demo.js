@@ -48,7 +48,10 @@ async function obtainCredential(refresh) {
   const saved = loadCredential();
   const recent = saved && Date.now() - saved.obtainedAt < FRESH_TOKEN_MS;
   const usable = saved && !expiresSoon(saved);
-  if (usable && (!refresh || recent)) return saved;
+  if (usable && (!refresh || recent)) {
+    showCredential(saved);
+    return saved;
+  }
 
   const credential = (await devLogin()) ?? (await askForToken(saved ? 'The token was refused or has expired; paste another one.' : undefined));
   localStorage.setItem(CREDENTIAL_KEY, JSON.stringify(credential));
@@ -176,6 +179,10 @@ function renderState(row, upload) {
   const state = upload.state;
   row.dataset.state = state;
   if (upload.key) row.dataset.key = upload.key;
+  if (upload.resumedFrom) {
+    row.dataset.resumedFrom = upload.resumedFrom.source;
+    row.dataset.resumedParts = upload.resumedFrom.partsDone;
+  }
   $('.upload-state', row).textContent = stateLabel(upload);
   $('[data-action=pause]', row).hidden = !['queued', 'preparing', 'uploading'].includes(state);
   $('[data-action=resume]', row).hidden = state !== 'paused';
