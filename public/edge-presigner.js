@@ -288,7 +288,7 @@ export class Uploader extends EventTarget {
     this.memory.remove(key);
     if (!record) return;
     try {
-      await this.signer.call('POST', '/v1/multipart/abort', { json: { token: record.token } });
+      await this.signer.call('POST', '/v1/multipart/abort', { json: { token: record.plan?.token } });
     } catch {
       // An expired token or an upload that is gone: there is nothing left to abort.
     }

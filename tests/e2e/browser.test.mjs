@@ -21,7 +21,7 @@ import {
   storedObject,
   useBrowser,
 } from './browser.mjs';
-import { callApi, jwtClaims, signJwt, useWorker } from './harness.mjs';
+import { callApi, jwtClaims, objectStore, signJwt, useWorker } from './harness.mjs';
 
 const worker = useWorker();
 const chromium = useBrowser();
@@ -166,6 +166,55 @@ test('a part answer without a readable ETag fails the upload with a message abou
   await page.context().close();
 });
 
+test('cancelling a multipart upload aborts it in the store', async () => {
+  const source = randomFile(files, 'cancelled.bin', 40 * MiB);
+  const page = await newPage(chromium.browser);
+  const parts = recordParts(page);
+  const aborts = recordResponses(page, 'POST', '/v1/multipart/abort');
+  await throttleUploads(page, 16 * MiB);
+  await openDemo(page, `?multipartAbove=${MULTIPART_ABOVE}&concurrency=1`);
+
+  await page.setInputFiles('#file-input', source.path);
+  await untilPartsStored(page, source.name, parts, 1);
+  const key = await uploadRow(page, source.name).getAttribute('data-key');
+  await uploadRow(page, source.name).locator('[data-action=cancel]').click();
+  const row = await finalRow(page, source.name);
+
+  assert.equal(row.state, 'canceled');
+  await until(() => aborts.length > 0, 'POST /v1/multipart/abort');
+  assert.deepEqual(aborts, [204]);
+  assert.deepEqual(await objectStore(worker).listObjects(key), [], 'no object under the key');
+  const remembered = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('edge-presigner:v1:')));
+  assert.deepEqual(remembered, [], 'nothing left to resume');
+  await page.context().close();
+});
+
+test('without the development login the page asks for a bearer token and uploads with it', async () => {
+  const source = randomFile(files, 'pasted-token.txt', 2048);
+  const page = await newPage(chromium.browser);
+  // What a deployed Worker answers: the development login does not exist there.
+  await page.route(worker.url('/v1/dev/token'), (route) =>
+    route.fulfill({
+      status: 404,
+      contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'not_found', message: 'no route /v1/dev/token' } }),
+    }),
+  );
+  await page.goto(worker.url('/'));
+  await page.locator('#token-form').waitFor();
+
+  await page.fill('#token-input', await signJwt(jwtClaims('pasted-user', { exp: Math.floor(Date.now() / 1000) + 600 })));
+  await page.click('#token-form button[type=submit]');
+  await page.waitForFunction(() => /^Uploading as pasted-user/.test(document.querySelector('#credential-status').textContent));
+  await page.setInputFiles('#file-input', source.path);
+  const row = await finalRow(page, source.name);
+
+  assert.equal(row.state, 'done', row.result);
+  assert.match(row.key, /^users\/pasted-user\//);
+  assert.deepEqual(await storedObject(worker, row.key), { size: source.size, sha256: source.sha256 });
+  await page.context().close();
+});
+
 // The Worker allows http://localhost:8787 and http://127.0.0.1:8787 (wrangler.toml), while
 // the harness runs it on a random port. A proxy puts a page at those origins for the browser.
 const ALLOWED_ORIGIN = 'http://localhost:8787';
@@ -301,6 +350,24 @@ function recordRequests(page, method, pathname) {
     if (request.method() === method && new URL(request.url()).pathname === pathname) seen.push(request.url());
   });
   return seen;
+}
+
+/** Statuses of the answers to `method` `pathname` requests, as a growing list. */
+function recordResponses(page, method, pathname) {
+  const statuses = [];
+  page.on('response', (response) => {
+    const request = response.request();
+    if (request.method() === method && new URL(request.url()).pathname === pathname) statuses.push(response.status());
+  });
+  return statuses;
+}
+
+async function until(condition, what, timeout = 30_000) {
+  const deadline = Date.now() + timeout;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** Limits the page's upload speed (bytes per second), so a test can act between parts. */
