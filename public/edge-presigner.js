@@ -16,6 +16,19 @@
 // The store's side of the browser contract: the bucket's CORS rule must allow PUT from
 // the page's origin and expose the `ETag` header, without which no multipart upload can
 // be completed (the client says so when it meets a part response without a readable ETag).
+//
+// Use, from the Worker (`import ... from '/edge-presigner.js'`) or from a package that
+// depends on public/ (its package.json exports this file with its types):
+//
+//   import { Uploader } from './edge-presigner.js';
+//   const uploader = new Uploader({
+//     endpoint: 'https://signer.example.com',    // default: the page's origin
+//     getToken: async () => myBearerCredential,  // a JWT for the signer
+//     multipartThreshold: 8 * 1024 * 1024,       // else the signer's profile decides
+//   });
+//   const upload = uploader.add(file);           // starts at once
+//   upload.addEventListener('progress', (e) => show(e.detail.percent, e.detail.speed));
+//   const { key } = await upload.start();        // the same promise on every call
 
 const MiB = 1024 * 1024;
 
@@ -599,7 +612,11 @@ export class Upload extends EventTarget {
       try {
         return await this.#put(signed.url, body, headers, number, signal);
       } catch (error) {
-        if (error.status === 403) this.#signed.delete(number); // perhaps expired: sign again
+        if (error.status === 403) {
+          // An expired URL is signed again and retried; any other refusal is final.
+          this.#signed.delete(number);
+          error.retryable = signed.expiresAtMs - Date.now() < URL_MARGIN_MS;
+        }
         throw error;
       }
     });

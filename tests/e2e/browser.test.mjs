@@ -215,6 +215,19 @@ test('without the development login the page asks for a bearer token and uploads
   await page.context().close();
 });
 
+test('the Worker serves the client module and its types, and not the package manifest', async () => {
+  const client = await callApi(worker, '/edge-presigner.js', { method: 'GET' });
+  assert.equal(client.status, 200);
+  assert.match(client.headers.get('content-type'), /^text\/javascript/);
+  assert.match(client.text, /export class Uploader /);
+  const types = await callApi(worker, '/edge-presigner.d.ts', { method: 'GET' });
+  assert.equal(types.status, 200);
+  assert.match(types.headers.get('content-type'), /^text\/plain/);
+  for (const hidden of ['/package.json', '/_headers', '/.assetsignore']) {
+    assert.equal((await callApi(worker, hidden, { method: 'GET' })).status, 404, hidden);
+  }
+});
+
 // The Worker allows http://localhost:8787 and http://127.0.0.1:8787 (wrangler.toml), while
 // the harness runs it on a random port. A proxy puts a page at those origins for the browser.
 const ALLOWED_ORIGIN = 'http://localhost:8787';
