@@ -15,7 +15,7 @@ pub mod json;
 pub mod multipart;
 pub mod uploads;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Serialize;
 
 pub use error::{ApiError, ErrorCode};
@@ -233,7 +233,15 @@ pub fn health() -> Health {
 
 /// Formats a time as RFC 3339 UTC with whole seconds (`2026-01-15T12:34:56Z`).
 pub fn rfc3339(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    )
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub fn verify(
     now: DateTime<Utc>,
 ) -> Result<Principal, AuthError> {
     let untrusted = UntrustedToken::new(token)
-        .map_err(|e| AuthError::MalformedToken(e.to_string().to_lowercase()))?;
+        .map_err(|e| AuthError::MalformedToken(e.to_string().to_ascii_lowercase()))?;
     if untrusted.algorithm() != "HS256" {
         return Err(AuthError::AlgorithmNotAllowed(
             untrusted.algorithm().chars().take(16).collect(),

@@ -94,10 +94,12 @@ pub struct RequestOrigin {
 }
 
 impl RequestOrigin {
-    /// Parses the origin of a request URL.
+    /// Parses the origin of a request URL (its path and query are ignored).
     pub fn parse(url: &str) -> Result<Self, String> {
-        let mut endpoint = Endpoint::parse(url)?;
-        endpoint.base_path.clear();
+        let uri: Uri = url.parse().map_err(|_| "is not a URL".to_owned())?;
+        let scheme = uri.scheme_str().ok_or("has no scheme")?;
+        let authority = uri.authority().ok_or("has no host")?;
+        let endpoint = Endpoint::parse(&format!("{scheme}://{authority}"))?;
         Ok(Self { endpoint })
     }
 

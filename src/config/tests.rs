@@ -194,6 +194,14 @@ fn endpoints_drop_default_ports_and_keep_custom_ones() {
 }
 
 #[test]
+fn request_origin_ignores_path_and_query() {
+    let origin =
+        RequestOrigin::parse("http://127.0.0.1:8787/v1/multipart/parts?token=a.b").unwrap();
+    assert_eq!(origin.endpoint.authority, "127.0.0.1:8787");
+    assert_eq!(origin.endpoint.base_path, "");
+}
+
+#[test]
 fn loopback_origins_are_recognised() {
     for url in [
         "http://localhost:8787/",

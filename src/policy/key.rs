@@ -111,7 +111,12 @@ impl KeyTemplate {
                 Piece::Uuid => key.push_str(&uuid_v4(inputs.random)),
                 Piece::Filename => key.push_str(&filename),
                 Piece::Ext => key.push_str(&extension(&filename)),
-                Piece::Date => key.push_str(&inputs.now.format("%Y-%m-%d").to_string()),
+                Piece::Date => key.push_str(&format!(
+                    "{:04}-{:02}-{:02}",
+                    inputs.now.year(),
+                    inputs.now.month(),
+                    inputs.now.day()
+                )),
                 Piece::Year => key.push_str(&format!("{:04}", inputs.now.year())),
                 Piece::Month => key.push_str(&format!("{:02}", inputs.now.month())),
                 Piece::Day => key.push_str(&format!("{:02}", inputs.now.day())),
@@ -275,7 +280,7 @@ pub fn sanitize_filename(name: &str) -> String {
 /// The extension of a (sanitised) file name, lowercase, without the dot.
 fn extension(filename: &str) -> String {
     match filename.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() && !ext.is_empty() => ext.to_lowercase(),
+        Some((stem, ext)) if !stem.is_empty() && !ext.is_empty() => ext.to_ascii_lowercase(),
         _ => String::new(),
     }
 }

@@ -16,7 +16,7 @@
 use std::fmt::Write as _;
 
 use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use sha2::{Digest, Sha256};
 
 use super::encode::encode_query_component;
@@ -48,8 +48,13 @@ impl BatchSigner {
                 "expiry of {expires_in} s is outside 1 to {MAX_EXPIRES_IN} s"
             )));
         }
-        let date = now.format("%Y%m%d").to_string();
-        let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
+        let date = format!("{:04}{:02}{:02}", now.year(), now.month(), now.day());
+        let amz_date = format!(
+            "{date}T{:02}{:02}{:02}Z",
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
         let scope = format!("{date}/{region}/s3/aws4_request");
         let signing_key = generate_signing_key(
             credentials.secret_access_key.expose(),
