@@ -53,7 +53,8 @@ async function obtainCredential(refresh) {
     return saved;
   }
 
-  const credential = (await devLogin()) ?? (await askForToken(saved ? 'The token was refused or has expired; paste another one.' : undefined));
+  const why = saved ? 'The token was refused or has expired; paste another one.' : undefined;
+  const credential = (await devLogin()) ?? (await askForToken(why));
   localStorage.setItem(CREDENTIAL_KEY, JSON.stringify(credential));
   showCredential(credential);
   return credential;
@@ -102,7 +103,8 @@ function loadCredential() {
 }
 
 function expiresSoon(credential) {
-  return credential.expiresAt !== undefined && Date.parse(credential.expiresAt) - Date.now() < TOKEN_MARGIN_MS;
+  if (credential.expiresAt === undefined) return false;
+  return Date.parse(credential.expiresAt) - Date.now() < TOKEN_MARGIN_MS;
 }
 
 /** The claims of a JWT, read without checking it (only to show the subject and expiry). */
@@ -245,7 +247,11 @@ function renderOverall() {
   const finished = uploader.uploads.every((u) => ['done', 'failed', 'canceled'].includes(u.state));
   const shown = finished && bytesSent === bytesTotal ? 100 : Math.min(Math.floor(percent), 99);
   $('#overall-bar').value = shown;
-  const parts = [`${uploader.uploads.length} files`, `${formatBytes(bytesSent)} of ${formatBytes(bytesTotal)}`, `${shown} %`];
+  const parts = [
+    `${uploader.uploads.length} ${uploader.uploads.length === 1 ? 'file' : 'files'}`,
+    `${formatBytes(bytesSent)} of ${formatBytes(bytesTotal)}`,
+    `${shown} %`,
+  ];
   if (speed) parts.push(`${formatBytes(speed)}/s`);
   if (secondsLeft !== undefined) parts.push(`${formatSeconds(secondsLeft)} left`);
   $('#overall-stats').textContent = parts.join(' · ');

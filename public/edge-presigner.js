@@ -374,7 +374,8 @@ export class Upload extends EventTarget {
     const partBytes = sum([...this.#etags.keys()].map((n) => this.#partLength(n)));
     const bytesSent = this.#state === 'done' ? this.file.size : partBytes + sum([...this.#inFlight.values()]);
     const moving = this.#state === 'uploading';
-    return summary(Math.min(bytesSent, this.file.size), this.file.size, moving ? this.#speed.rate() : undefined);
+    const speed = moving ? this.#speed.rate() : undefined;
+    return summary(Math.min(bytesSent, this.file.size), this.file.size, speed);
   }
 
   /** Starts the upload, or returns the promise of the run already going. */
@@ -429,7 +430,9 @@ export class Upload extends EventTarget {
           this.#saveLater.flush();
           continue;
         }
-        this.error = error instanceof UploadError ? error : new UploadError('client_error', String(error?.message ?? error), { cause: error });
+        this.error = error instanceof UploadError
+          ? error
+          : new UploadError('client_error', String(error?.message ?? error), { cause: error });
         this.#setState('failed');
         throw this.error;
       }
@@ -494,7 +497,8 @@ export class Upload extends EventTarget {
       this.#uploader.memory.remove(this.#memoryKey);
       return undefined;
     }
-    const usable = record.size === this.file.size && Date.parse(record.expiresAt) - Date.now() > RESUME_MARGIN_MS;
+    const timeLeft = Date.parse(record.expiresAt) - Date.now();
+    const usable = record.size === this.file.size && timeLeft > RESUME_MARGIN_MS;
     if (!usable) {
       await this.#forget(record);
       return undefined;
@@ -568,7 +572,8 @@ export class Upload extends EventTarget {
       const headers = headersToSend(plan.headers, body.size);
       return this.#put(plan.url, body, headers, 0, signal);
     });
-    return { type: 'single', bucket: plan.bucket, key: plan.key, size: this.file.size, etag: response.etag ?? undefined };
+    const etag = response.etag ?? undefined; // readable only where the CORS rule exposes it
+    return { type: 'single', bucket: plan.bucket, key: plan.key, size: this.file.size, etag };
   }
 
   async #sendParts(signal) {
@@ -641,7 +646,9 @@ export class Upload extends EventTarget {
       } catch (error) {
         if (signal.aborted) throw signal.reason;
         if (!error.retryable || attempt >= this.#options.maxAttempts) {
-          if (error.retryable) error.message = `${what} failed ${attempt} times; the last time: ${error.message}`;
+          if (error.retryable) {
+            error.message = `${what} failed ${attempt} times; the last time: ${error.message}`;
+          }
           throw error;
         }
         this.dispatchEvent(new CustomEvent('retry', { detail: { what, attempt, error } }));
@@ -675,7 +682,8 @@ export class Upload extends EventTarget {
     const answer = await this.#uploader.signer.call('POST', '/v1/multipart/parts', { json, signal });
     const expiresAtMs = Date.parse(answer.expiresAt);
     for (const part of answer.parts) {
-      this.#signed.set(part.partNumber, { url: part.url, headers: part.headers ?? {}, expiresAtMs, used: false });
+      const { partNumber, url, headers = {} } = part;
+      this.#signed.set(partNumber, { url, headers, expiresAtMs, used: false });
     }
   }
 

@@ -83,6 +83,8 @@ test('a paused multipart upload resumes after a reload and sends only the parts 
   // Pause once two parts are stored.
   await page.setInputFiles('#file-input', source.path);
   await untilPartsStored(page, source.name, parts, 2);
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'demo-uploading.png'), fullPage: true });
   await uploadRow(page, source.name).locator('[data-action=pause]').click();
   await page.locator(`${rowSelector(source.name)}[data-state=paused]`).waitFor();
   const keyBefore = await uploadRow(page, source.name).getAttribute('data-key');
