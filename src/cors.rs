@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 /// The methods the API answers from a browser.
-const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
+const ALLOWED_METHODS: &str = "GET, POST, DELETE, OPTIONS";
 /// The request headers the browser client sends.
 const ALLOWED_HEADERS: &str = "authorization, content-type";
 /// How long a browser may cache a preflight answer, in seconds.
@@ -80,7 +80,7 @@ mod tests {
         };
         assert_eq!(
             get("access-control-allow-methods"),
-            Some("GET, POST, OPTIONS")
+            Some("GET, POST, DELETE, OPTIONS")
         );
         assert_eq!(
             get("access-control-allow-headers"),

@@ -88,6 +88,21 @@ impl Route {
         }
     }
 
+    /// Whether the route signs URLs or creates uploads, and so counts against the
+    /// caller's rate limit.
+    pub fn is_signing(self) -> bool {
+        matches!(
+            self,
+            Self::CreateUpload
+                | Self::SignParts
+                | Self::Download
+                | Self::CompanionParams
+                | Self::CompanionCreate
+                | Self::CompanionSignPart
+                | Self::CompanionSignBatch
+        )
+    }
+
     /// Whether the route reads a JSON body.
     pub fn has_json_body(self) -> bool {
         matches!(

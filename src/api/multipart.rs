@@ -280,9 +280,13 @@ async fn ensure_exists(
     let request = s3::list_parts(upload.call(ctx), &upload.token.upload_id, 0, 1)
         .map_err(|e| sign_failure(upload.bucket, &e.0))?;
     let response = send(store, request).await?;
-    s3::parse_list_parts(&response)
-        .map(|_| ())
-        .map_err(store_error)
+    match s3::parse_list_parts(&response) {
+        Ok(_) => Ok(()),
+        // A store that cannot list parts (the local R2 store of `wrangler dev`) cannot
+        // say; the part URLs then fail at the store if the upload is gone.
+        Err(e) if e.code == "NotImplemented" => Ok(()),
+        Err(e) => Err(store_error(e)),
+    }
 }
 
 /// Signs UploadPart URLs for the given part numbers. With a plan, each URL signs its
@@ -373,13 +377,26 @@ pub async fn list_parts(
     store: &impl Store,
     upload: &Opened<'_>,
 ) -> Result<Vec<StoredPart>, ApiError> {
+    stored_parts(ctx, store, upload).await?.map_err(store_error)
+}
+
+/// Every part the store holds; the inner error is the store's own answer, so that a
+/// caller can tell a store that cannot list parts from one that failed.
+async fn stored_parts(
+    ctx: &RequestContext<'_>,
+    store: &impl Store,
+    upload: &Opened<'_>,
+) -> Result<Result<Vec<StoredPart>, StoreError>, ApiError> {
     let mut parts = Vec::new();
     let mut marker = 0;
     loop {
         let request = s3::list_parts(upload.call(ctx), &upload.token.upload_id, marker, 1000)
             .map_err(|e| sign_failure(upload.bucket, &e.0))?;
         let response = send(store, request).await?;
-        let page = s3::parse_list_parts(&response).map_err(store_error)?;
+        let page = match s3::parse_list_parts(&response) {
+            Ok(page) => page,
+            Err(e) => return Ok(Err(e)),
+        };
         parts.extend(page.parts);
         match page.next_marker {
             Some(next) if next > marker => marker = next,
@@ -389,7 +406,7 @@ pub async fn list_parts(
                     "the store's part list does not advance",
                 ));
             }
-            None => return Ok(parts),
+            None => return Ok(Ok(parts)),
         }
     }
 }
@@ -423,21 +440,26 @@ pub async fn complete(
     let checked = check_parts(parts, plan.as_ref())
         .map_err(|e| ApiError::invalid_field("parts", format!("cannot complete: {e}")))?;
 
+    // The size: planned, or read from the store's parts before anything is completed.
+    // A store that cannot list parts gets the size checked on the object instead.
     let size = match plan {
-        Some(plan) => plan.size,
-        None => {
-            let stored = list_parts(ctx, store, upload).await?;
-            let total: u64 = stored
-                .iter()
-                .filter(|p| checked.iter().any(|(n, _)| *n == p.part_number))
-                .map(|p| p.size)
-                .sum();
-            if let Err(error) = upload.profile.check_size(total) {
-                abort(ctx, store, upload).await?;
-                return Err(ApiError::from(error));
+        Some(plan) => Some(plan.size),
+        None => match stored_parts(ctx, store, upload).await? {
+            Ok(stored) => {
+                let total: u64 = stored
+                    .iter()
+                    .filter(|p| checked.iter().any(|(n, _)| *n == p.part_number))
+                    .map(|p| p.size)
+                    .sum();
+                if let Err(error) = upload.profile.check_size(total) {
+                    abort(ctx, store, upload).await?;
+                    return Err(ApiError::from(error));
+                }
+                Some(total)
             }
-            total
-        }
+            Err(e) if e.code == "NotImplemented" => None,
+            Err(e) => return Err(store_error(e)),
+        },
     };
 
     let request = s3::complete(upload.call(ctx), &upload.token.upload_id, &checked)
@@ -450,12 +472,43 @@ pub async fn complete(
         }
         Err(e) => return Err(store_error(e)),
     };
+    let size = match size {
+        Some(size) => size,
+        None => size_after_completion(ctx, store, upload).await?,
+    };
     Ok(Completed {
         bucket: upload.bucket.store_name.clone(),
         key: upload.token.key.clone(),
         etag,
         size,
     })
+}
+
+/// For a store that cannot list parts: reads the completed object's size, and deletes an
+/// object above the profile's limit at once (413).
+async fn size_after_completion(
+    ctx: &RequestContext<'_>,
+    store: &impl Store,
+    upload: &Opened<'_>,
+) -> Result<u64, ApiError> {
+    let request = s3::head(upload.call(ctx)).map_err(|e| sign_failure(upload.bucket, &e.0))?;
+    let response = send(store, request).await?;
+    let (_, size) = s3::parse_head(&response)
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::StorageError,
+                "the store completed the upload but does not show the object",
+            )
+        })?;
+    if let Err(error) = upload.profile.check_size(size) {
+        let request =
+            s3::delete(upload.call(ctx)).map_err(|e| sign_failure(upload.bucket, &e.0))?;
+        let response = send(store, request).await?;
+        s3::parse_abort(&response).map_err(store_error)?;
+        return Err(ApiError::from(error));
+    }
+    Ok(size)
 }
 
 /// The store has no such upload: it was completed (perhaps by an earlier try of this very
@@ -465,7 +518,7 @@ async fn completed_before(
     store: &impl Store,
     upload: &Opened<'_>,
     parts: &[(u32, String)],
-    size: u64,
+    size: Option<u64>,
 ) -> Result<Completed, ApiError> {
     let request = s3::head(upload.call(ctx)).map_err(|e| sign_failure(upload.bucket, &e.0))?;
     let response = send(store, request).await?;
@@ -482,14 +535,14 @@ async fn completed_before(
         Some(expected) => etag.trim_matches('"') == expected,
         None => true,
     };
-    if !same_etag || stored_size != size {
+    if !same_etag || size.is_some_and(|s| s != stored_size) {
         return Err(gone());
     }
     Ok(Completed {
         bucket: upload.bucket.store_name.clone(),
         key: upload.token.key.clone(),
         etag,
-        size,
+        size: stored_size,
     })
 }
 
@@ -538,6 +591,11 @@ pub fn store_error(error: StoreError) -> ApiError {
             )
         }
         "EntityTooLarge" => ApiError::new(ErrorCode::TooLarge, "the store refused the size"),
+        "NotImplemented" => ApiError::new(
+            ErrorCode::StorageError,
+            "the object store does not implement this operation (the local R2 store of \
+             wrangler dev cannot list the parts of an upload)",
+        ),
         "SlowDown" | "ServiceUnavailable" => ApiError::new(
             ErrorCode::StorageUnavailable,
             "the object store is busy; try again shortly",

@@ -127,6 +127,9 @@ async fn handle(mut req: Request, env: &Env, x: &mut Exchange) -> Result<Reply, 
     )?;
     x.record.subject = Some(principal.subject.clone());
     x.record.credential = Some(principal.credential.clone());
+    if route.is_signing() {
+        check_rate_limit(env, &principal).await?;
+    }
     let body = if route.has_json_body() {
         json::check_content_type(header(&req, "content-type").as_deref())?;
         read_body(&mut req).await?
@@ -151,6 +154,33 @@ async fn handle(mut req: Request, env: &Env, x: &mut Exchange) -> Result<Reply, 
         body: &body,
     };
     routes::dispatch(route, &call, &mut x.record).await
+}
+
+/// The name of the rate-limiting binding in `wrangler.toml`.
+const RATE_LIMITER: &str = "RATE_LIMITER";
+/// The binding's period, which is how long a refused caller should wait.
+const RATE_LIMIT_PERIOD_SECONDS: u32 = 60;
+
+/// Counts a signing request against its caller's limit, when the deployment has a
+/// rate-limiting binding. The key is the credential and the subject, so that an API key
+/// and a JWT subject of the same name do not share a budget.
+async fn check_rate_limit(env: &Env, principal: &auth::Principal) -> Result<(), ApiError> {
+    let Ok(limiter) = env.rate_limiter(RATE_LIMITER) else {
+        return Ok(());
+    };
+    let key = format!("{}|{}", principal.credential, principal.subject);
+    match limiter.limit(key).await {
+        Ok(outcome) if !outcome.success => Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many signing requests for this caller; retry after \
+                 {RATE_LIMIT_PERIOD_SECONDS} s"
+            ),
+        )
+        .with_header("retry-after", RATE_LIMIT_PERIOD_SECONDS.to_string())),
+        // A limiter that cannot answer does not stop uploads.
+        _ => Ok(()),
+    }
 }
 
 /// Reads a request body, refusing more than [`api::MAX_BODY_BYTES`] without reading it

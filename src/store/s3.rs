@@ -249,6 +249,11 @@ pub fn parse_abort(response: &StoreResponse) -> Result<(), StoreError> {
     success(response).map(|_| ())
 }
 
+/// DeleteObject.
+pub fn delete(call: Call<'_>) -> Result<StoreRequest, SignError> {
+    signed(call, "DELETE", &[], Vec::new(), Vec::new(), true)
+}
+
 /// HeadObject.
 pub fn head(call: Call<'_>) -> Result<StoreRequest, SignError> {
     signed(call, "HEAD", &[], Vec::new(), Vec::new(), true)

@@ -400,3 +400,61 @@ fn client_cut_upload_over_the_limit_is_aborted_at_completion() {
     assert_eq!(result.unwrap_err().status(), 413);
     assert_eq!(methods, ["GET", "DELETE"]);
 }
+
+#[test]
+fn client_cut_upload_on_a_store_without_list_parts_is_checked_on_the_object() {
+    let world = World::new();
+    let me = alice();
+    let ctx = world.ctx(&me, now());
+    let store = ScriptedStore::answering(vec![created()]);
+    let planned = plan(&ctx, &request(MIB)).unwrap();
+    let (_, token) = block_on(create(&ctx, &store, &planned, None)).unwrap();
+    let not_implemented = || xml(501, "<Error><Code>NotImplemented</Code></Error>");
+    let head = |size: u64| {
+        Ok(StoreResponse {
+            status: 200,
+            headers: vec![
+                ("etag".into(), "\"x-2\"".into()),
+                ("content-length".into(), size.to_string()),
+            ],
+            body: Vec::new(),
+        })
+    };
+    let completed = || {
+        xml(
+            200,
+            "<CompleteMultipartUploadResult><ETag>\"x-2\"</ETag></CompleteMultipartUploadResult>",
+        )
+    };
+    let parts = [(1, Some("a")), (2, Some("b"))];
+
+    let (ok, methods) = complete_with(
+        &world,
+        &token,
+        &parts,
+        vec![not_implemented(), completed(), head(6 * MIB)],
+    );
+    assert_eq!(ok.unwrap().size, 6 * MIB);
+    assert_eq!(methods, ["GET", "POST", "HEAD"]);
+
+    let (too_big, methods) = complete_with(
+        &world,
+        &token,
+        &parts,
+        vec![not_implemented(), completed(), head(12 * MIB), xml(204, "")],
+    );
+    assert_eq!(too_big.unwrap_err().status(), 413);
+    assert_eq!(methods, ["GET", "POST", "HEAD", "DELETE"]);
+}
+
+#[test]
+fn signing_parts_on_a_store_without_list_parts_skips_the_existence_check() {
+    let world = World::new();
+    let upload = started(&world, &alice());
+    let me = alice();
+    let ctx = world.ctx(&me, now());
+    let opened = open(&ctx, &upload.token).unwrap();
+    let store =
+        ScriptedStore::answering(vec![xml(501, "<Error><Code>NotImplemented</Code></Error>")]);
+    assert!(block_on(sign_parts(&ctx, &store, &opened, &[1])).is_ok());
+}
