@@ -36,7 +36,8 @@ pub struct Params {
     pub method: &'static str,
     /// The presigned URL.
     pub url: String,
-    /// Always empty: this signer makes PUT URLs, not POST policies.
+    /// Only `key`, which Uppy reads as the object's key; this signer makes PUT URLs, not
+    /// POST policies.
     pub fields: BTreeMap<String, String>,
     /// Headers to send (the browser sets `content-length` itself).
     pub headers: BTreeMap<String, String>,
@@ -185,7 +186,7 @@ pub fn params(ctx: &RequestContext<'_>, query: &[(String, String)]) -> Result<Pa
     Ok(Params {
         method: "PUT",
         url: single.url,
-        fields: BTreeMap::new(),
+        fields: BTreeMap::from([("key".to_owned(), single.key)]),
         headers,
     })
 }

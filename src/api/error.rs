@@ -101,6 +101,12 @@ struct Body<'a> {
 }
 
 #[derive(Serialize)]
+struct CompanionBody<'a> {
+    error: Inner<'a>,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
 struct Inner<'a> {
     code: &'static str,
     message: &'a str,
@@ -150,6 +156,20 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         self.code.status()
+    }
+
+    /// The body for Uppy's companion routes: the same, plus the message at the top level,
+    /// which is where `@uppy/aws-s3` looks for it to show it to the user.
+    pub fn companion_body(&self) -> String {
+        let body = CompanionBody {
+            error: Inner {
+                code: self.code.as_str(),
+                message: &self.message,
+                field: self.field.as_deref(),
+            },
+            message: &self.message,
+        };
+        serde_json::to_string(&body).unwrap_or_default()
     }
 
     /// The JSON body of `API.md`.

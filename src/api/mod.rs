@@ -88,6 +88,20 @@ impl Route {
         }
     }
 
+    /// Whether the route is one of Uppy's companion routes (`/s3/`).
+    pub fn is_companion(self) -> bool {
+        matches!(
+            self,
+            Self::CompanionParams
+                | Self::CompanionCreate
+                | Self::CompanionSignPart
+                | Self::CompanionSignBatch
+                | Self::CompanionListParts
+                | Self::CompanionComplete
+                | Self::CompanionAbort
+        )
+    }
+
     /// Whether the route signs URLs or creates uploads, and so counts against the
     /// caller's rate limit.
     pub fn is_signing(self) -> bool {

@@ -75,7 +75,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
             exchange.record.status = error.status();
             exchange.record.reason = Some(error.code.as_str().to_owned());
             exchange.record.detail = error.log_detail.clone();
-            Reply::error(&error)
+            Reply::error(&error, exchange.record.route.starts_with("s3-"))
         }
     };
     worker::console_log!("{}", exchange.record.to_line());

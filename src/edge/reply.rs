@@ -26,11 +26,17 @@ impl Reply {
         }
     }
 
-    /// An error answer, with its headers (`Allow`, `WWW-Authenticate`, ...).
-    pub fn error(error: &ApiError) -> Self {
+    /// An error answer, with its headers (`Allow`, `WWW-Authenticate`, ...); shaped for
+    /// Uppy on its companion routes.
+    pub fn error(error: &ApiError, for_uppy: bool) -> Self {
+        let body = if for_uppy {
+            error.companion_body()
+        } else {
+            error.body()
+        };
         Self {
             status: error.status(),
-            body: Some(error.body()),
+            body: Some(body),
             headers: error.headers.clone(),
             preflight: false,
         }
