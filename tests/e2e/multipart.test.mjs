@@ -1,0 +1,601 @@
+// End to end: multipart uploads through the Worker, against two stores that check SigV4
+// themselves: the local R2 store of `wrangler dev` (profile `default`) and SeaweedFS
+// (profile `seaweed`). Each describe() below runs once per store. Parts go straight to
+// the store with the URLs the Worker signs; what landed is read back with our own S3
+// client (aws4fetch), never through the Worker.
+//
+// Run: node --test --test-concurrency=1 tests/e2e/multipart.test.mjs
+//      (bash scripts/setup --seaweedfs installs SeaweedFS first)
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  API_KEY,
+  SEAWEED_PROFILE,
+  STORES,
+  callApi,
+  createUpload,
+  jwtClaims,
+  randomBytes,
+  sha256,
+  signJwt,
+  storeClient,
+  useSeaweedFS,
+  useWorker,
+} from './harness.mjs';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const PART_SIZE = 8 * MiB; // the default profile's preferred part size
+const MAX_PARTS = 10_000;
+const IN_FLIGHT = 4;
+const SMALL_MAX_SIZE = 10 * MiB;
+const STORE_DOWN_LIMIT_MS = 5000;
+const REQUEST_TIMEOUT_MS = 60_000;
+
+const seaweed = useSeaweedFS();
+const worker = useWorker({ seaweed, profiles: extraProfiles() });
+
+/**
+ * Per store: `<id>-large` allows 10,000 parts of 8 MiB (the default allows 5 GiB), and
+ * `<id>-small` allows 10 MiB, for the /s3/ upload whose parts outgrow it.
+ */
+function extraProfiles() {
+  const profiles = {};
+  for (const store of STORES) {
+    profiles[`${store.id}-large`] = { bucket: store.bucketSetting, maxSize: 100 * GiB };
+    profiles[`${store.id}-small`] = { bucket: store.bucketSetting, maxSize: SMALL_MAX_SIZE };
+  }
+  return profiles;
+}
+
+// ---------------------------------------------------------------------------------------
+// A client of the /v1/ multipart routes
+
+/** POST /v1/uploads with `multipart: true`, asserting 201 and a multipart answer. */
+async function startMultipart(profile, size, credential = API_KEY, filename = 'big.bin') {
+  const request = {
+    profile,
+    filename,
+    contentType: 'application/octet-stream',
+    size,
+    multipart: true,
+  };
+  const response = await createUpload(worker, request, credential);
+  assert.equal(response.status, 201, `POST /v1/uploads: ${redacted(response.text)}`);
+  assert.equal(response.body.type, 'multipart');
+  return response.body;
+}
+
+function signParts(token, partNumbers, credential = API_KEY) {
+  return callApi(worker, '/v1/multipart/parts', { credential, json: { token, partNumbers } });
+}
+
+function listParts(token, credential = API_KEY) {
+  const query = new URLSearchParams({ token });
+  return callApi(worker, `/v1/multipart/parts?${query}`, { method: 'GET', credential });
+}
+
+function completeUpload(token, parts, credential = API_KEY) {
+  return callApi(worker, '/v1/multipart/complete', { credential, json: { token, parts } });
+}
+
+function abortUpload(token, credential = API_KEY) {
+  return callApi(worker, '/v1/multipart/abort', { credential, json: { token } });
+}
+
+/** Signs `partNumbers` in one request, asserting 200; the signed parts by number. */
+async function signedParts(token, partNumbers) {
+  const response = await signParts(token, partNumbers);
+  assert.equal(response.status, 200, `POST /v1/multipart/parts: ${redacted(response.text)}`);
+  return new Map(response.body.parts.map((part) => [part.partNumber, part]));
+}
+
+/** The bytes of part `number` of a plan with parts of `partSize`. */
+function partOf(body, partSize, number) {
+  return body.subarray((number - 1) * partSize, Math.min(number * partSize, body.length));
+}
+
+function putToStore(url, headers, body) {
+  const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+  return fetch(url, { method: 'PUT', headers, body, signal });
+}
+
+/** PUTs one signed part, asserting 200; its ETag as the store gave it. */
+async function putPart(part, bytes) {
+  const response = await putToStore(part.url, part.headers, bytes);
+  const text = await response.text();
+  assert.equal(response.status, 200, `PUT part ${part.partNumber}: ${response.status} ${text}`);
+  const etag = response.headers.get('etag');
+  assert.ok(etag, `the store gave part ${part.partNumber} no ETag`);
+  return etag;
+}
+
+/**
+ * Sends the given parts of `body`, `inFlight` at a time, with URLs signed in one batch.
+ * Returns the parts for complete, in part order, and the most requests seen in flight.
+ */
+async function sendParts(upload, body, partNumbers, inFlight = IN_FLIGHT) {
+  const signed = await signedParts(upload.token, partNumbers);
+  const queue = [...partNumbers];
+  const done = [];
+  let active = 0;
+  let mostActive = 0;
+  const lane = async () => {
+    for (let number = queue.shift(); number !== undefined; number = queue.shift()) {
+      active += 1;
+      mostActive = Math.max(mostActive, active);
+      try {
+        const etag = await putPart(signed.get(number), partOf(body, upload.partSize, number));
+        done.push({ partNumber: number, etag });
+      } finally {
+        active -= 1;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, lane));
+  done.sort((a, b) => a.partNumber - b.partNumber);
+  return { parts: done, mostActive };
+}
+
+/** Completes, asserting 200; the answer. */
+async function completed(token, parts) {
+  const response = await completeUpload(token, parts);
+  assert.equal(response.status, 200, `POST /v1/multipart/complete: ${redacted(response.text)}`);
+  return response.body;
+}
+
+function partNumbersUpTo(count) {
+  return Array.from({ length: count }, (_, i) => i + 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Checks
+
+function assertError(response, status, code) {
+  const answer = `${response.status} ${redacted(response.text)}`;
+  assert.equal(response.status, status, answer);
+  assert.equal(response.body?.error?.code, code, answer);
+}
+
+function assertRefusedByStore(response, text, what) {
+  const message = `${what}: the store answered ${response.status} ${text}`;
+  assert.ok(response.status >= 400 && response.status < 500, message);
+}
+
+function clientOf(store) {
+  return storeClient(store, { worker, seaweed });
+}
+
+async function readBack(store, key) {
+  const response = await clientOf(store).getObject(key);
+  const bytes = Buffer.from(await response.arrayBuffer());
+  return { status: response.status, bytes };
+}
+
+async function assertNoObject(store, key) {
+  const response = await clientOf(store).headObject(key);
+  assert.equal(response.status, 404, `expected no object at ${key}, the store has one`);
+}
+
+async function assertStoredWhole(store, key, body) {
+  const stored = await readBack(store, key);
+  assert.equal(stored.status, 200, `GET ${key} at the store answered ${stored.status}`);
+  assert.equal(stored.bytes.length, body.length);
+  assert.equal(sha256(stored.bytes), sha256(body), 'the stored bytes differ from the source');
+}
+
+/** An answer fit for a failure message: signatures and tokens left out. */
+function redacted(text) {
+  return text
+    .replace(/(X-Amz-Signature=)[0-9a-f]+/gi, '$1<redacted>')
+    .replace(/("token":")[^"]+/g, '$1<redacted>');
+}
+
+/** The token with one character of its signed part changed. */
+function editedToken(token) {
+  const at = Math.floor(token.indexOf('.') / 2);
+  const changed = token[at] === 'A' ? 'B' : 'A';
+  return token.slice(0, at) + changed + token.slice(at + 1);
+}
+
+/** A presigned URL with the last character of its signature changed. */
+function withTamperedSignature(url) {
+  const parsed = new URL(url);
+  const signature = parsed.searchParams.get('X-Amz-Signature');
+  const flipped = signature.at(-1) === '0' ? '1' : '0';
+  parsed.searchParams.set('X-Amz-Signature', signature.slice(0, -1) + flipped);
+  return parsed.href;
+}
+
+// ---------------------------------------------------------------------------------------
+
+for (const store of STORES) {
+  describe(`multipart uploads to ${store.name} (profile ${store.profile})`, () => {
+    test('a 64 MiB file sent in parts, four at a time, completes byte for byte', async () => {
+      const body = randomBytes(64 * MiB);
+      const upload = await startMultipart(store.profile, body.length);
+      assert.equal(upload.bucket, store.bucket);
+      assert.deepEqual([upload.partSize, upload.partCount], [PART_SIZE, 8]);
+
+      const { parts, mostActive } = await sendParts(upload, body, partNumbersUpTo(8));
+      const done = await completed(upload.token, parts);
+
+      assert.equal(mostActive, IN_FLIGHT, 'parts went up four at a time');
+      assert.deepEqual(
+        { bucket: done.bucket, key: done.key, size: done.size },
+        { bucket: store.bucket, key: upload.key, size: body.length },
+      );
+      console.log(`${store.name}: multipart ETag ${done.etag}; part ETag ${parts[0].etag}`);
+      await assertStoredWhole(store, upload.key, body);
+    });
+
+    const cannotList = !store.listsParts && 'this store cannot list the parts of an upload';
+
+    test('a fresh client with only the token resumes the upload and completes it', {
+      skip: cannotList,
+    }, async () => {
+      const body = randomBytes(3 * PART_SIZE + 123);
+      const upload = await startMultipart(store.profile, body.length);
+      const firstClient = await sendParts(upload, body, [1, 3]);
+
+      const resumed = await resumeWithToken(upload.token, body);
+
+      assert.deepEqual(resumed.found, firstClient.parts, 'the store lists what was sent');
+      assert.deepEqual(resumed.sent, [2, 4], 'only the missing parts were sent again');
+      await assertStoredWhole(store, upload.key, body);
+    });
+
+    // These send the small last part: refusing an 8 MiB body, the local R2 store closes
+    // the connection before reading it, so the client sees a network error, not a 403.
+    test('the store refuses a part of another size than its URL signs', async () => {
+      const upload = await startMultipart(store.profile, PART_SIZE + 1000);
+      const part = (await signedParts(upload.token, [2])).get(2);
+
+      const short = randomBytes(999);
+      const headers = { ...part.headers, 'content-length': String(short.length) };
+      const response = await putToStore(part.url, headers, short);
+
+      assertRefusedByStore(response, await response.text(), 'a part 1 byte short');
+      await assertNoPartsStored(store, upload.token);
+      await abortUpload(upload.token);
+    });
+
+    test('the store refuses a part URL whose partNumber was changed', async () => {
+      const body = randomBytes(PART_SIZE + 1000);
+      const upload = await startMultipart(store.profile, body.length);
+      const part = (await signedParts(upload.token, [2])).get(2);
+
+      const url = new URL(part.url);
+      url.searchParams.set('partNumber', '1');
+      const response = await putToStore(url.href, part.headers, partOf(body, PART_SIZE, 2));
+
+      assertRefusedByStore(response, await response.text(), 'part 2\'s URL used for part 1');
+      await assertNoPartsStored(store, upload.token);
+      await abortUpload(upload.token);
+    });
+
+    test('the store refuses a part URL whose signature was changed', async () => {
+      const body = randomBytes(PART_SIZE + 1000);
+      const upload = await startMultipart(store.profile, body.length);
+      const part = (await signedParts(upload.token, [2])).get(2);
+
+      const url = withTamperedSignature(part.url);
+      const response = await putToStore(url, part.headers, partOf(body, PART_SIZE, 2));
+
+      assertRefusedByStore(response, await response.text(), 'a tampered part URL');
+      await assertNoPartsStored(store, upload.token);
+      await abortUpload(upload.token);
+    });
+
+    describe('complete with a wrong part list', () => {
+      // One upload with both parts in the store; each refused list must leave it open.
+      const state = {};
+      before(async () => {
+        state.body = randomBytes(PART_SIZE + 1000);
+        state.upload = await startMultipart(store.profile, state.body.length);
+        state.parts = (await sendParts(state.upload, state.body, [1, 2])).parts;
+      });
+
+      const wrongLists = {
+        'a wrong ETag': (parts) => [
+          { ...parts[0], etag: '"0123456789abcdef0123456789abcdef"' },
+          parts[1],
+        ],
+        'a missing part': (parts) => [parts[0]],
+        'a duplicate part': (parts) => [parts[0], parts[0], parts[1]],
+        'an empty list': () => [],
+      };
+      for (const [what, wrongList] of Object.entries(wrongLists)) {
+        test(`a list with ${what} gets 400 and no object appears`, async () => {
+          const response = await completeUpload(state.upload.token, wrongList(state.parts));
+
+          assertError(response, 400, 'invalid_request');
+          assert.equal(response.body.error.field, 'parts');
+          await assertNoObject(store, state.upload.key);
+        });
+      }
+
+      test('after the refused lists, the right list still completes', async () => {
+        await completed(state.upload.token, state.parts);
+
+        await assertStoredWhole(store, state.upload.key, state.body);
+      });
+    });
+
+    test('abort answers 204, leaves no object, and later calls get 409', async () => {
+      const body = randomBytes(PART_SIZE + 1);
+      const upload = await startMultipart(store.profile, body.length);
+      const { parts } = await sendParts(upload, body, [1, 2]);
+
+      const aborted = await abortUpload(upload.token);
+
+      assert.equal(aborted.status, 204, redacted(aborted.text));
+      await assertNoObject(store, upload.key);
+      assertError(await completeUpload(upload.token, parts), 409, 'conflict');
+      if (store.listsParts) {
+        assertError(await signParts(upload.token, [1]), 409, 'conflict');
+        assertError(await listParts(upload.token), 409, 'conflict');
+      } else {
+        // The Worker learns that an upload is gone by listing its parts; without that it
+        // signs, and the store refuses the part.
+        const part = (await signedParts(upload.token, [1])).get(1);
+        const response = await putToStore(part.url, part.headers, partOf(body, PART_SIZE, 1));
+        assertRefusedByStore(response, await response.text(), 'a part of an aborted upload');
+      }
+    });
+
+    test('listing parts where the store cannot gets 502 saying so', {
+      skip: store.listsParts && 'this store lists parts',
+    }, async () => {
+      const upload = await startMultipart(store.profile, PART_SIZE + 1);
+
+      const response = await listParts(upload.token);
+
+      assertError(response, 502, 'storage_error');
+      assert.match(response.body.error.message, /cannot list the parts/);
+      await abortUpload(upload.token);
+    });
+
+    test('completing twice with the same list answers the same both times', async () => {
+      const body = randomBytes(PART_SIZE + 1);
+      const upload = await startMultipart(store.profile, body.length);
+      const { parts } = await sendParts(upload, body, [1, 2]);
+
+      const first = await completeUpload(upload.token, parts);
+      const second = await completeUpload(upload.token, parts);
+
+      assert.equal(first.status, 200, redacted(first.text));
+      assert.equal(second.status, 200, `second complete: ${redacted(second.text)}`);
+      assert.deepEqual(second.body, first.body);
+      await assertStoredWhole(store, upload.key, body);
+    });
+
+    test('a token used by another subject gets 403 on every route', async () => {
+      const upload = await startMultipart(store.profile, PART_SIZE + 1);
+      const stranger = await signJwt(jwtClaims('someone-else'));
+
+      assertError(await signParts(upload.token, [1], stranger), 403, 'forbidden');
+      assertError(await listParts(upload.token, stranger), 403, 'forbidden');
+      assertError(await completeUpload(upload.token, [], stranger), 403, 'forbidden');
+      assertError(await abortUpload(upload.token, stranger), 403, 'forbidden');
+      assert.equal((await signParts(upload.token, [1])).status, 200, 'its owner still may');
+      await abortUpload(upload.token);
+    });
+
+    test('a token edited by one character gets 401', async () => {
+      const upload = await startMultipart(store.profile, PART_SIZE + 1);
+      const edited = editedToken(upload.token);
+
+      assertError(await signParts(edited, [1]), 401, 'unauthorized');
+      assertError(await listParts(edited), 401, 'unauthorized');
+      await abortUpload(upload.token);
+    });
+
+    test('10,000 part URLs are signed in one request', async () => {
+      const upload = await startMultipart(`${store.id}-large`, MAX_PARTS * PART_SIZE);
+      assert.deepEqual([upload.partSize, upload.partCount], [PART_SIZE, MAX_PARTS]);
+
+      const started = performance.now();
+      const response = await signParts(upload.token, partNumbersUpTo(MAX_PARTS));
+      const elapsed = Math.round(performance.now() - started);
+      console.log(`${store.name}: batch of ${MAX_PARTS} part URLs: ${elapsed} ms`);
+
+      assert.equal(response.status, 200, redacted(response.text));
+      const { parts } = response.body;
+      assert.deepEqual(parts.map((p) => p.partNumber), partNumbersUpTo(MAX_PARTS));
+      for (const part of parts) {
+        assert.equal(new URL(part.url).searchParams.get('partNumber'), String(part.partNumber));
+        assert.equal(part.headers['content-length'], String(PART_SIZE));
+      }
+      assert.equal(new Set(parts.map((p) => p.url)).size, MAX_PARTS, 'every URL differs');
+      await putPart(parts.at(-1), randomBytes(PART_SIZE)); // the last URL works at the store
+      assert.equal((await abortUpload(upload.token)).status, 204);
+    });
+  });
+
+  describe(`Uppy's /s3/ routes on ${store.name}`, () => {
+    test('create, sign one part and a batch, PUT, list where the store can, and complete', async () => {
+      const body = randomBytes(2 * 6 * MiB + 1000); // Uppy cuts equal parts; R2 needs that
+      const uppyPartSize = 6 * MiB;
+      const upload = await uppyCreate({
+        filename: 'holiday clip.mp4',
+        type: 'video/mp4',
+        metadata: { size: body.length, profile: store.profile },
+      });
+      const one = await uppyGet(`${uploadPath(upload)}/1?${keyQuery(upload)}`);
+      const batch = await uppyGet(`${uploadPath(upload)}/batch?${keyQuery(upload)}&partNumbers=2,3`);
+      assert.deepEqual(Object.keys(batch.presignedUrls), ['2', '3']);
+      const urls = { 1: one.url, ...batch.presignedUrls };
+
+      const sent = [];
+      for (const number of [1, 2, 3]) {
+        const etag = await putPart({ partNumber: number, url: urls[number], headers: {} },
+          partOf(body, uppyPartSize, number));
+        sent.push({ PartNumber: number, ETag: etag });
+      }
+      if (store.listsParts) {
+        const listed = await uppyGet(`${uploadPath(upload)}?${keyQuery(upload)}`);
+        const sizes = [uppyPartSize, uppyPartSize, 1000];
+        assert.deepEqual(listed, sent.map((part, i) => ({ ...part, Size: sizes[i] })));
+      }
+      const done = await uppyComplete(upload, sent);
+
+      assert.equal(decodeURIComponent(new URL(done.location).pathname),
+        `${new URL(clientOf(store).bucketUrl).pathname}/${upload.key}`);
+      await assertStoredWhole(store, upload.key, body);
+    });
+
+    test('GET /s3/params signs a single PUT that uploads a file', async () => {
+      const body = randomBytes(1000);
+      const query = new URLSearchParams({
+        filename: 'note.txt',
+        type: 'text/plain',
+        'metadata[size]': String(body.length),
+        'metadata[profile]': store.profile,
+      });
+
+      const params = await uppyGet(`/s3/params?${query}`);
+      const response = await putToStore(params.url, params.headers, body);
+
+      assert.equal(params.method, 'PUT');
+      assert.equal(params.fields.key, keyOfStoreUrl(store, params.url), 'fields.key is the URL\'s');
+      assert.equal(response.status, 200, await response.text());
+      await assertStoredWhole(store, params.fields.key, body);
+    });
+
+    test('an upload whose parts outgrow the profile is aborted at complete with 413', async () => {
+      const upload = await uppyCreate({
+        filename: 'liar.bin',
+        type: 'application/octet-stream',
+        metadata: { size: 1000, profile: `${store.id}-small` }, // declares less than it sends
+      });
+      const batch = await uppyGet(`${uploadPath(upload)}/batch?${keyQuery(upload)}&partNumbers=1,2`);
+      const sent = [];
+      for (const number of [1, 2]) {
+        const url = batch.presignedUrls[number];
+        const etag = await putPart({ partNumber: number, url, headers: {} }, randomBytes(6 * MiB));
+        sent.push({ PartNumber: number, ETag: etag });
+      }
+
+      const response = await callApi(worker, `${uploadPath(upload)}/complete?${keyQuery(upload)}`,
+        { credential: API_KEY, json: { parts: sent } });
+
+      assertError(response, 413, 'too_large');
+      await assertNoObject(store, upload.key);
+      if (store.listsParts) {
+        const list = await callApi(worker, `${uploadPath(upload)}?${keyQuery(upload)}`,
+          { method: 'GET', credential: API_KEY });
+        assertError(list, 409, 'conflict'); // aborted: the parts are gone too
+      }
+    });
+
+    test('create and params without the size in metadata get 400', async () => {
+      const create = await callApi(worker, '/s3/multipart', {
+        credential: API_KEY,
+        json: { filename: 'x.bin', type: 'application/octet-stream', metadata: {} },
+      });
+      const params = await callApi(worker, '/s3/params?filename=x.txt&type=text%2Fplain',
+        { method: 'GET', credential: API_KEY });
+
+      assertError(create, 400, 'invalid_request');
+      assertError(params, 400, 'invalid_request');
+    });
+  });
+}
+
+describe('SeaweedFS stopped', () => {
+  test('POST /v1/uploads for a multipart upload gets 503 quickly', async () => {
+    await seaweed.stop();
+
+    const started = performance.now();
+    const response = await createUpload(worker, {
+      profile: SEAWEED_PROFILE,
+      filename: 'big.bin',
+      contentType: 'application/octet-stream',
+      size: 20 * MiB,
+      multipart: true,
+    });
+    const elapsed = Math.round(performance.now() - started);
+    console.log(`503 with SeaweedFS stopped: ${elapsed} ms`);
+
+    assertError(response, 503, 'storage_unavailable');
+    assert.ok(response.headers.get('retry-after'), 'a 503 says when to retry');
+    assert.ok(elapsed < STORE_DOWN_LIMIT_MS, `took ${elapsed} ms`);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// Helpers that need the tests above to read first
+
+/**
+ * A client that knows only the token and the file: asks the Worker what the store has,
+ * sends the rest (their sizes come from the signed content-length), and completes.
+ */
+async function resumeWithToken(token, file) {
+  const listing = await listParts(token);
+  assert.equal(listing.status, 200, redacted(listing.text));
+  const found = listing.body.parts.map(({ partNumber, etag }) => ({ partNumber, etag }));
+
+  const partSize = Math.max(...listing.body.parts.map((p) => p.size));
+  const lastNumber = Math.ceil(file.length / partSize);
+  const have = new Set(found.map((p) => p.partNumber));
+  const missing = partNumbersUpTo(lastNumber).filter((n) => !have.has(n));
+  const signed = await signedParts(token, missing);
+  const sent = [];
+  for (const number of missing) {
+    const part = signed.get(number);
+    const start = (number - 1) * partSize;
+    const bytes = file.subarray(start, start + Number(part.headers['content-length']));
+    sent.push({ partNumber: number, etag: await putPart(part, bytes) });
+  }
+  const all = [...found, ...sent].sort((a, b) => a.partNumber - b.partNumber);
+  await completed(token, all);
+  return { found, sent: sent.map((p) => p.partNumber) };
+}
+
+/** Where the store lists parts, that it has none for this upload. */
+async function assertNoPartsStored(store, token) {
+  if (!store.listsParts) return;
+  const listing = await listParts(token);
+  assert.equal(listing.status, 200, redacted(listing.text));
+  assert.deepEqual(listing.body.parts, [], 'the refused part is not in the store');
+}
+
+async function uppyCreate(body) {
+  const response = await callApi(worker, '/s3/multipart', { credential: API_KEY, json: body });
+  assert.equal(response.status, 200, `POST /s3/multipart: ${redacted(response.text)}`);
+  assert.equal(typeof response.body.uploadId, 'string');
+  assert.equal(typeof response.body.key, 'string');
+  return response.body;
+}
+
+async function uppyGet(pathAndQuery) {
+  const response = await callApi(worker, pathAndQuery, { method: 'GET', credential: API_KEY });
+  assert.equal(response.status, 200, `GET ${pathAndQuery.split('?')[0]}: ${redacted(response.text)}`);
+  return response.body;
+}
+
+async function uppyComplete(upload, parts) {
+  const response = await callApi(worker, `${uploadPath(upload)}/complete?${keyQuery(upload)}`,
+    { credential: API_KEY, json: { parts } });
+  assert.equal(response.status, 200, `complete: ${redacted(response.text)}`);
+  return response.body;
+}
+
+function uploadPath(upload) {
+  return `/s3/multipart/${encodeURIComponent(upload.uploadId)}`;
+}
+
+function keyQuery(upload) {
+  return new URLSearchParams({ key: upload.key }).toString();
+}
+
+/** The key a path-style URL of this store's bucket names. */
+function keyOfStoreUrl(store, url) {
+  const bucketPath = `${new URL(clientOf(store).bucketUrl).pathname}/`;
+  const { pathname } = new URL(url);
+  assert.ok(pathname.startsWith(bucketPath), `${pathname} is not in ${bucketPath}`);
+  return pathname.slice(bucketPath.length).split('/').map(decodeURIComponent).join('/');
+}
