@@ -766,7 +766,8 @@ export function seaweedStore(seaweed) {
  * `name`, `id` (for naming more profiles), `profile` (the profile that writes there),
  * `bucketSetting` (its name in BUCKETS), `bucket` (its name at the store), and what the
  * store does, as measured: `listsParts` (ListParts works), `checksChecksums` (a body
- * that does not match a signed x-amz-checksum-sha256 is refused).
+ * that does not match a signed x-amz-checksum-sha256 is refused), `honoursResponseHeaders`
+ * (a GET's response-content-disposition query parameter sets Content-Disposition).
  */
 export const STORES = [
   {
@@ -777,6 +778,7 @@ export const STORES = [
     bucket: BUCKET,
     listsParts: false, // wrangler dev answers ListParts with 501 NotImplemented
     checksChecksums: false,
+    honoursResponseHeaders: false, // it ignores response-content-disposition, even signed
   },
   {
     name: 'SeaweedFS',
@@ -786,6 +788,7 @@ export const STORES = [
     bucket: SEAWEED_BUCKET,
     listsParts: true,
     checksChecksums: true,
+    honoursResponseHeaders: true,
   },
 ];
 
