@@ -503,7 +503,7 @@ async function seaweedPorts() {
     let port;
     do {
       port = await freePort();
-    } while (taken.has(port) || port + GRPC_OFFSET > 65535 || !await portIsFree(port + GRPC_OFFSET));
+    } while (taken.has(port) || !await portIsFree(port + GRPC_OFFSET));
     taken.add(port).add(port + GRPC_OFFSET);
     ports[server] = port;
   }
@@ -511,6 +511,7 @@ async function seaweedPorts() {
 }
 
 function portIsFree(port) {
+  if (port > 65535) return Promise.resolve(false);
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', () => resolve(false));
@@ -529,7 +530,8 @@ async function waitForSeaweedS3(seaweed, child) {
     if (await listBucketsAnswers200(client, seaweed.endpoint)) return;
     await sleep(250);
   }
-  throw seaweedError(`its S3 endpoint did not answer within ${SEAWEED_START_TIMEOUT_MS} ms`, seaweed);
+  const reason = `its S3 endpoint did not answer within ${SEAWEED_START_TIMEOUT_MS} ms`;
+  throw seaweedError(reason, seaweed);
 }
 
 async function listBucketsAnswers200(client, endpoint) {

@@ -156,7 +156,7 @@ function assertError(response, status, code) {
 for (const store of STORES) {
   describe(`awkward file names on ${store.name} (profile ${store.profile})`, () => {
     AWKWARD_NAMES.forEach(({ label, filename, keyName = filename }, index) => {
-      test(`a name with ${label} is stored under the returned key and downloads as itself`, async () => {
+      test(`a name with ${label} is stored under its key and downloads as itself`, async () => {
         const body = randomBytes(1000 + index);
 
         const signed = await upload(store, body, { filename });
@@ -173,7 +173,8 @@ for (const store of STORES) {
         assert.deepEqual(listed.map(({ key, size }) => ({ key, size })),
           [{ key: signed.key, size: body.length }], 'the store holds exactly that key');
         assert.equal(download.status, 200, redacted(download.text));
-        const got = await fetch(download.body.url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+        const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+        const got = await fetch(download.body.url, { signal });
         const bytes = Buffer.from(await got.arrayBuffer());
         assert.equal(got.status, 200, `GET of the download URL: ${bytes}`);
         assert.equal(sha256(bytes), sha256(body), 'the download gives the uploaded bytes');
@@ -208,26 +209,28 @@ for (const store of STORES) {
     test('a body of the same size that does not match the signed checksum is refused', {
       skip: !store.checksChecksums
         && 'wrangler dev\'s local store does not check x-amz-checksum-sha256',
-    }, async () => {
+    }, async (t) => {
       const body = randomBytes(4096);
       const signed = await presign(store, body, { checksumSha256: sha256Base64(body) });
 
       const other = randomBytes(body.length);
       const response = await putToStore(signed.url, signed.headers, other);
       const text = await response.text();
-      console.log(`${store.name}: a body against another checksum: ${response.status} ${errorCode(text)}`);
+      const answer = `${response.status} ${errorCode(text)}`;
+      t.diagnostic(`${store.name}: a body against the signed checksum: ${answer}`);
 
       assert.ok(response.status >= 400 && response.status < 500, `${response.status} ${text}`);
       assert.equal((await readStored(store, signed.key)).status, 404, 'nothing landed');
     });
 
-    test('a second PUT to the same URL is refused by If-None-Match: * with 412', async () => {
+    test('a second PUT to the same URL is refused by If-None-Match: * with 412', async (t) => {
       const first = randomBytes(1000);
       const signed = await upload(store, first);
 
       const response = await putToStore(signed.url, signed.headers, randomBytes(first.length));
       const text = await response.text();
-      console.log(`${store.name}: a second PUT with If-None-Match: * : ${response.status} ${errorCode(text)}`);
+      const answer = `${response.status} ${errorCode(text)}`;
+      t.diagnostic(`${store.name}: a second PUT with If-None-Match: *: ${answer}`);
 
       assert.equal(response.status, 412, text);
       assert.equal(sha256((await readStored(store, signed.key)).bytes), sha256(first));
