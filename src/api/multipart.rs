@@ -313,30 +313,19 @@ pub async fn sign_parts(
     )
     .map_err(|e| sign_failure(upload.bucket, &e.to_string()))?;
 
+    let plan = upload.token.plan;
+    let part_signer = signer.parts(&upload.target, &upload.token.upload_id, plan.is_some());
     let mut parts = Vec::with_capacity(part_numbers.len());
     for &number in part_numbers {
-        let number_text = number.to_string();
-        let query = [
-            ("partNumber", number_text.as_str()),
-            ("uploadId", upload.token.upload_id.as_str()),
-        ];
-        let length = upload
-            .token
-            .plan
-            .and_then(|p| p.part_length(number))
-            .map(|l| l.to_string());
-        let headers: Vec<(&str, &str)> = length
-            .as_deref()
-            .map(|l| ("content-length", l))
-            .into_iter()
-            .collect();
+        let length = plan.and_then(|p| p.part_length(number));
+        let mut headers = std::collections::BTreeMap::new();
+        if let Some(length) = length {
+            headers.insert("content-length".to_owned(), length.to_string());
+        }
         parts.push(SignedPart {
             part_number: number,
-            url: signer.sign("PUT", &upload.target, &query, &headers),
-            headers: headers
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect(),
+            url: part_signer.sign(number, length.unwrap_or(0)),
+            headers,
         });
     }
     Ok(SignedParts {

@@ -11,6 +11,9 @@ mod reply;
 mod routes;
 mod store;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use worker::{Context, Env, Request, Response, event};
@@ -85,7 +88,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
 async fn handle(mut req: Request, env: &Env, x: &mut Exchange) -> Result<Reply, ApiError> {
     let method = req.method().to_string();
     let path = req.path();
-    let config = Config::load(&EnvSource(env));
+    let config = config(env);
     if let Ok(config) = &config {
         x.allowed_origins.clone_from(&config.cors.allowed_origins);
     }
@@ -156,6 +159,23 @@ async fn handle(mut req: Request, env: &Env, x: &mut Exchange) -> Result<Reply, 
     routes::dispatch(route, &call, &mut x.record).await
 }
 
+thread_local! {
+    /// The configuration, checked once per isolate: variables and secrets cannot change
+    /// while an isolate lives (a new deployment or secret starts new isolates).
+    static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
+}
+
+/// The isolate's configuration, loaded on first use. A configuration that fails to load is
+/// not kept, so every request reports what is wrong with it.
+fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
+    if let Some(config) = CONFIG.with_borrow(Clone::clone) {
+        return Ok(config);
+    }
+    let config = Rc::new(Config::load(&EnvSource(env))?);
+    CONFIG.set(Some(Rc::clone(&config)));
+    Ok(config)
+}
+
 /// The name of the rate-limiting binding in `wrangler.toml`.
 const RATE_LIMITER: &str = "RATE_LIMITER";
 /// The binding's period, which is how long a refused caller should wait.
@@ -189,6 +209,15 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, ApiError> {
     let declared = header(req, "content-length").and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > api::MAX_BODY_BYTES as u64) {
         return Err(json::too_large());
+    }
+    if declared.is_some() {
+        // The runtime holds the body to its declared length: one read is enough.
+        return req.bytes().await.map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the request body could not be read",
+            )
+        });
     }
     let Ok(mut stream) = req.stream() else {
         return Ok(Vec::new());

@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 
 use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
 use chrono::{DateTime, Datelike, Timelike, Utc};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::encode::encode_query_component;
@@ -27,6 +28,8 @@ const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// Signs any number of URLs for one bucket, one time and one expiry.
 pub struct BatchSigner {
     signing_key: Vec<u8>,
+    /// HMAC with the signing key, with the string to sign's fixed start already fed in.
+    keyed: Hmac<Sha256>,
     /// `<date>/<region>/s3/aws4_request`.
     scope: String,
     /// `20260115T123456Z`.
@@ -65,6 +68,9 @@ impl BatchSigner {
         .as_ref()
         .to_vec();
 
+        let mut keyed = Hmac::<Sha256>::new_from_slice(&signing_key)
+            .map_err(|_| PresignError("the signing key is empty".to_owned()))?;
+        keyed.update(format!("{ALGORITHM}\n{amz_date}\n{scope}\n").as_bytes());
         let credential = format!("{}/{scope}", credentials.access_key_id);
         let mut auth_params = vec![
             ("X-Amz-Algorithm", ALGORITHM.to_owned()),
@@ -81,6 +87,7 @@ impl BatchSigner {
             .collect();
         Ok(Self {
             signing_key,
+            keyed,
             scope,
             amz_date,
             auth_params,
@@ -156,6 +163,103 @@ impl BatchSigner {
         url.push_str(&target.path);
         url.push('?');
         url.push_str(&canonical_query);
+        url.push_str("&X-Amz-Signature=");
+        url.push_str(&signature);
+        url
+    }
+}
+
+impl BatchSigner {
+    /// Prepares the signing of UploadPart URLs of one upload. With `with_length`, each URL
+    /// signs its part's `content-length`.
+    pub fn parts<'a>(
+        &'a self,
+        target: &'a Target,
+        upload_id: &str,
+        with_length: bool,
+    ) -> PartSigner<'a> {
+        let host = target
+            .origin
+            .split_once("://")
+            .map_or(target.origin.as_str(), |(_, h)| h)
+            .to_owned();
+        let signed_headers = if with_length {
+            "content-length;host"
+        } else {
+            "host"
+        };
+
+        // The canonical query sorts by bytes: every X-Amz-* parameter (uppercase X) comes
+        // before partNumber, which comes before uploadId. So everything up to the part
+        // number is the same for every part.
+        let mut common_query = String::with_capacity(512);
+        for (name, value) in &self.auth_params {
+            common_query.push_str(name);
+            common_query.push('=');
+            common_query.push_str(value);
+            common_query.push('&');
+        }
+        common_query.push_str("X-Amz-SignedHeaders=");
+        common_query.push_str(&encode_query_component(signed_headers));
+        common_query.push_str("&partNumber=");
+
+        let mut prefix = Sha256::new();
+        prefix.update(format!("PUT\n{}\n{common_query}", target.path).as_bytes());
+        PartSigner {
+            signer: self,
+            prefix,
+            url_prefix: format!("{}{}?{common_query}", target.origin, target.path),
+            upload_id: encode_query_component(upload_id),
+            host,
+            signed_headers,
+            with_length,
+        }
+    }
+}
+
+/// Signs the UploadPart URLs of one upload. The part of the canonical request that every
+/// part shares is hashed once; each URL then hashes only its own end and signs it with
+/// the HMAC state that already holds the signing key and the string to sign's start.
+pub struct PartSigner<'a> {
+    signer: &'a BatchSigner,
+    prefix: Sha256,
+    url_prefix: String,
+    upload_id: String,
+    host: String,
+    signed_headers: &'static str,
+    with_length: bool,
+}
+
+impl PartSigner<'_> {
+    /// The URL of part `number`, whose body is `length` bytes.
+    pub fn sign(&self, number: u32, length: u64) -> String {
+        let mut digest = self.prefix.clone();
+        let number = number.to_string();
+        digest.update(number.as_bytes());
+        digest.update(b"&uploadId=");
+        digest.update(self.upload_id.as_bytes());
+        digest.update(b"\n");
+        if self.with_length {
+            digest.update(b"content-length:");
+            digest.update(length.to_string().as_bytes());
+            digest.update(b"\n");
+        }
+        digest.update(b"host:");
+        digest.update(self.host.as_bytes());
+        digest.update(b"\n\n");
+        digest.update(self.signed_headers.as_bytes());
+        digest.update(b"\nUNSIGNED-PAYLOAD");
+        let request_hash = hex::encode(digest.finalize());
+
+        let mut mac = self.signer.keyed.clone();
+        mac.update(request_hash.as_bytes());
+        let signature = hex::encode(mac.finalize().into_bytes());
+
+        let mut url = String::with_capacity(self.url_prefix.len() + self.upload_id.len() + 100);
+        url.push_str(&self.url_prefix);
+        url.push_str(&number);
+        url.push_str("&uploadId=");
+        url.push_str(&self.upload_id);
         url.push_str("&X-Amz-Signature=");
         url.push_str(&signature);
         url
