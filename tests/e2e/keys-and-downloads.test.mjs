@@ -34,18 +34,24 @@ const seaweed = useSeaweedFS();
 const worker = useWorker({ seaweed });
 
 const REQUEST_TIMEOUT_MS = 30_000;
+const PERCENT_TODO = 'the Worker puts %XX in filename= without filename*; browsers decode it';
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 
 /**
  * File names that URL encoders, signers and stores get wrong, each with the name the
  * key must end with. The Worker keeps a name as it is (no Unicode normalisation) unless
  * it is longer than 255 bytes, which it cuts keeping the extension.
+ *
+ * `todo` marks a known shortcoming of the Worker: a name with `%` followed by two hex
+ * digits goes out as `filename="not%2Fa folder.txt"` alone, which Chromium saves as
+ * `not_a folder.txt` (and `%E2%82%AC.txt` as `€.txt`), measured with Debian's chromium.
  */
 const AWKWARD_NAMES = [
   { label: 'spaces', filename: 'two  spaced words.txt' },
   { label: 'a plus', filename: 'one+one.txt' },
   { label: 'a percent sign', filename: '100% done.txt' },
-  { label: 'an encoded slash', filename: 'not%2Fa folder.txt' },
+  { label: 'an encoded slash', filename: 'not%2Fa folder.txt', todo: PERCENT_TODO },
+  { label: 'what looks like percent-encoding', filename: '%E2%82%AC.txt', todo: PERCENT_TODO },
   { label: 'a tilde', filename: '~tilde~.txt' },
   { label: "the characters !'()*", filename: "wow!'(really)'*.txt" },
   { label: 'an equals sign', filename: 'a=b.txt' },
@@ -129,7 +135,7 @@ function parseDisposition(header) {
   assert.ok(match, `Content-Disposition ${JSON.stringify(header)} is not of the expected form`);
   const [, type, fallback, extended] = match;
   const name = extended === undefined ? fallback : decodeURIComponent(extended);
-  return { type, fallback, name };
+  return { type, fallback, extended, name };
 }
 
 /** An attachment whose name, as a browser reads it, is `name`, with an ASCII fallback. */
@@ -138,6 +144,12 @@ function assertDisposition(header, name, whose) {
   assert.equal(disposition.type, 'attachment', `${whose}: ${header}`);
   assert.equal(disposition.name, name, `${whose}: the browser saves it under its own name`);
   assert.match(disposition.fallback, /^[\x20-\x7e]*$/, `${whose}: the fallback name is ASCII`);
+  if (disposition.extended === undefined) {
+    // RFC 6266, appendix D: user agents decode %XX in filename=, so such a name needs
+    // filename* (Chromium does: filename="a%2Fb" is saved as a_b).
+    const message = `${whose}: ${header} has %XX in filename= and no filename*`;
+    assert.doesNotMatch(disposition.fallback, /%[0-9A-Fa-f]{2}/, message);
+  }
 }
 
 /** An answer fit for a failure message: presigned URLs lose their signature. */
@@ -155,8 +167,9 @@ function assertError(response, status, code) {
 
 for (const store of STORES) {
   describe(`awkward file names on ${store.name} (profile ${store.profile})`, () => {
-    AWKWARD_NAMES.forEach(({ label, filename, keyName = filename }, index) => {
-      test(`a name with ${label} is stored under its key and downloads as itself`, async () => {
+    AWKWARD_NAMES.forEach(({ label, filename, keyName = filename, todo }, index) => {
+      const title = `a name with ${label} is stored under its key and downloads as itself`;
+      test(title, { todo }, async () => {
         const body = randomBytes(1000 + index);
 
         const signed = await upload(store, body, { filename });
