@@ -135,7 +135,8 @@ fn content_disposition(request: &DownloadRequest) -> Result<Option<String>, ApiE
     let fallback: String = name
         .chars()
         .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+            // `%XX` would be decoded by some browsers, so it goes to `filename*` too.
+            if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '%') || c == ' ' {
                 c
             } else {
                 '_'
@@ -210,6 +211,18 @@ mod tests {
             download
                 .url
                 .contains("response-content-disposition=inline%3B%20filename%3D%22report.pdf%22&")
+        );
+    }
+
+    #[test]
+    fn names_with_percent_signs_get_the_extended_parameter() {
+        let download = run(json!({"key": "users/alice/1/r.pdf", "filename": "a%2Fb.txt"})).unwrap();
+        assert!(
+            download
+                .url
+                .contains("filename%3D%22a_2Fb.txt%22%3B%20filename%2A%3DUTF-8%27%27a%25252Fb.txt"),
+            "{}",
+            download.url
         );
     }
 

@@ -34,24 +34,19 @@ const seaweed = useSeaweedFS();
 const worker = useWorker({ seaweed });
 
 const REQUEST_TIMEOUT_MS = 30_000;
-const PERCENT_TODO = 'the Worker puts %XX in filename= without filename*; browsers decode it';
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 
 /**
  * File names that URL encoders, signers and stores get wrong, each with the name the
  * key must end with. The Worker keeps a name as it is (no Unicode normalisation) unless
  * it is longer than 255 bytes, which it cuts keeping the extension.
- *
- * `todo` marks a known shortcoming of the Worker: a name with `%` followed by two hex
- * digits goes out as `filename="not%2Fa folder.txt"` alone, which Chromium saves as
- * `not_a folder.txt` (and `%E2%82%AC.txt` as `€.txt`), measured with Debian's chromium.
  */
 const AWKWARD_NAMES = [
   { label: 'spaces', filename: 'two  spaced words.txt' },
   { label: 'a plus', filename: 'one+one.txt' },
   { label: 'a percent sign', filename: '100% done.txt' },
-  { label: 'an encoded slash', filename: 'not%2Fa folder.txt', todo: PERCENT_TODO },
-  { label: 'what looks like percent-encoding', filename: '%E2%82%AC.txt', todo: PERCENT_TODO },
+  { label: 'an encoded slash', filename: 'not%2Fa folder.txt' },
+  { label: 'what looks like percent-encoding', filename: '%E2%82%AC.txt' },
   { label: 'a tilde', filename: '~tilde~.txt' },
   { label: "the characters !'()*", filename: "wow!'(really)'*.txt" },
   { label: 'an equals sign', filename: 'a=b.txt' },
@@ -167,9 +162,9 @@ function assertError(response, status, code) {
 
 for (const store of STORES) {
   describe(`awkward file names on ${store.name} (profile ${store.profile})`, () => {
-    AWKWARD_NAMES.forEach(({ label, filename, keyName = filename, todo }, index) => {
+    AWKWARD_NAMES.forEach(({ label, filename, keyName = filename }, index) => {
       const title = `a name with ${label} is stored under its key and downloads as itself`;
-      test(title, { todo }, async () => {
+      test(title, async () => {
         const body = randomBytes(1000 + index);
 
         const signed = await upload(store, body, { filename });
