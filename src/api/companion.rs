@@ -127,10 +127,17 @@ fn metadata_size(metadata: &BTreeMap<String, Value>) -> Result<u64, ApiError> {
              (uppy.on('file-added', f => uppy.setFileMeta(f.id, { size: f.size })))",
         )
     };
+    let invalid = || {
+        ApiError::invalid_field(
+            "metadata.size",
+            "the file's size in metadata must be a whole number of bytes",
+        )
+    };
     match metadata.get("size") {
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(missing),
-        Some(Value::String(s)) => s.trim().parse().map_err(|_| missing()),
-        _ => Err(missing()),
+        None | Some(Value::Null) => Err(missing()),
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(invalid),
+        Some(Value::String(s)) => s.trim().parse().map_err(|_| invalid()),
+        Some(_) => Err(invalid()),
     }
 }
 

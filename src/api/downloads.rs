@@ -76,7 +76,7 @@ pub fn sign(ctx: &RequestContext<'_>, request: &DownloadRequest) -> Result<Downl
     let (profile, bucket) = profile_for(ctx, &request.profile)?;
     validate_key(&request.key)
         .map_err(|_| ApiError::invalid_field("key", "key is not a valid object key"))?;
-    let prefix = profile.key_template.owner_prefix(&ctx.principal.subject);
+    let prefix = profile.key_template.owner_prefix(&ctx.principal.owner());
     if !request.key.starts_with(&prefix) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
@@ -169,6 +169,7 @@ mod tests {
             subject: "alice".into(),
             credential: "jwt:test".into(),
             profiles: None,
+            namespace: None,
         };
         let ctx = RequestContext {
             config: &config,

@@ -220,6 +220,10 @@ impl From<PolicyError> for ApiError {
                 format!("size is above the limit of {max} bytes"),
             )
             .with_field("size"),
+            PolicyError::MetadataTooLarge { max } => Self::invalid_field(
+                "metadata",
+                format!("metadata is larger than {max} bytes in all, names and values"),
+            ),
             PolicyError::Metadata { name, problem } => Self::invalid_field(
                 format!("metadata.{name}"),
                 format!("metadata {name}: {problem}"),

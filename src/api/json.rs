@@ -33,6 +33,12 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         ));
     }
 
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "the request body must be a JSON object",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -140,6 +146,14 @@ mod tests {
             b"{\"name\": \"\xff\", \"size\": 1}",
         ] {
             assert_eq!(parse::<Request>(body).unwrap_err().status(), 400);
+        }
+    }
+
+    #[test]
+    fn arrays_and_other_values_are_not_objects() {
+        for body in [&br#"["a", 1]"#[..], b"[]", b"null", b"1", br#""x""#] {
+            let error = parse::<Request>(body).unwrap_err();
+            assert_eq!(error.message, "the request body must be a JSON object");
         }
     }
 

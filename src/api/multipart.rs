@@ -196,7 +196,7 @@ pub async fn create(
         bucket: upload.bucket.name.clone(),
         key: upload.key.clone(),
         upload_id,
-        subject: ctx.principal.subject.clone(),
+        subject: ctx.principal.owner(),
         profile: upload.profile.name.clone(),
         plan,
         size: (upload.size > 0).then_some(upload.size),
@@ -248,7 +248,7 @@ pub fn open<'a>(ctx: &RequestContext<'a>, token: &str) -> Result<Opened<'a>, Api
         };
         ApiError::new(ErrorCode::Unauthorized, message).with_field("token")
     })?;
-    if token.subject != ctx.principal.subject {
+    if token.subject != ctx.principal.owner() {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
             "this upload belongs to another subject",

@@ -100,8 +100,12 @@ pub fn profile_for<'a>(
     name: &str,
 ) -> Result<(&'a Profile, &'a Bucket), ApiError> {
     let profile = ctx.config.profiles.get(name).ok_or_else(|| {
-        ApiError::new(ErrorCode::NotFound, format!("there is no profile `{name}`"))
-            .with_field("profile")
+        let message = if name.len() <= 64 {
+            format!("there is no profile `{name}`")
+        } else {
+            "there is no profile of that name".to_owned()
+        };
+        ApiError::new(ErrorCode::NotFound, message).with_field("profile")
     })?;
     if !ctx.principal.may_use_profile(name) {
         return Err(ApiError::new(
@@ -146,7 +150,7 @@ pub fn plan<'a>(
     let key = profile
         .key_template
         .render(&KeyInputs {
-            subject: &ctx.principal.subject,
+            owner: &ctx.principal.owner(),
             filename: &request.filename,
             random: ctx.random,
             now: ctx.now,

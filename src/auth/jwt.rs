@@ -43,9 +43,14 @@ pub fn verify(
 
     // The unverified `iss` only picks which keys to try; nothing else is read before
     // the signature verifies.
-    let unverified: Claims<CustomClaims> = untrusted
-        .deserialize_claims_unchecked()
-        .map_err(|_| AuthError::MalformedToken("the claims are not a JSON object".into()))?;
+    let unverified: Claims<CustomClaims> =
+        untrusted.deserialize_claims_unchecked().map_err(|_| {
+            AuthError::MalformedToken(
+                "the claims must be a JSON object whose exp, nbf and iat are whole numbers \
+                 of seconds"
+                    .into(),
+            )
+        })?;
     let claimed_issuer = unverified.custom.get("iss").and_then(Value::as_str);
 
     let mut outcome = Err(AuthError::UnknownIssuer);
@@ -116,6 +121,7 @@ fn check_claims(
         subject,
         credential: format!("jwt:{}", issuer.issuer.as_deref().unwrap_or("any")),
         profiles,
+        namespace: issuer.namespace.clone(),
     })
 }
 

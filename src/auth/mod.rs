@@ -24,9 +24,17 @@ pub struct Principal {
     pub credential: String,
     /// The profiles this caller may use; `None` means all.
     pub profiles: Option<Vec<String>>,
+    /// Keeps this caller's keys apart from those of other sources of subjects: `key` for
+    /// API keys, the issuer's `namespace` setting for JWTs.
+    pub namespace: Option<String>,
 }
 
 impl Principal {
+    /// The path segment under which this caller's objects lie.
+    pub fn owner(&self) -> String {
+        crate::policy::key::owner_segment(self.namespace.as_deref(), &self.subject)
+    }
+
     /// Whether the caller may use a profile.
     pub fn may_use_profile(&self, profile: &str) -> bool {
         self.profiles
@@ -82,7 +90,10 @@ impl fmt::Display for AuthError {
             Self::Expired => f.write_str("the JWT has expired"),
             Self::NotYetValid => f.write_str("the JWT is not valid yet (`nbf`)"),
             Self::WrongAudience => f.write_str("the JWT's audience is not accepted"),
-            Self::NoSubject(claim) => write!(f, "the JWT has no `{claim}` claim to use as subject"),
+            Self::NoSubject(claim) => write!(
+                f,
+                "the JWT's `{claim}` claim, its subject, must be a string of 1 to 256 characters"
+            ),
         }
     }
 }
@@ -122,6 +133,7 @@ fn api_key(credential: &str, config: &AuthConfig) -> Option<Principal> {
                 subject: key.name.clone(),
                 credential: format!("api-key:{}", key.name),
                 profiles: key.profiles.clone(),
+                namespace: Some("key".to_owned()),
             });
         }
     }

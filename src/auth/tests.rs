@@ -39,6 +39,7 @@ fn config() -> AuthConfig {
             subject_claim: "sub".into(),
             profiles_claim: None,
             leeway_seconds: 30,
+            namespace: None,
         }],
     }
 }

@@ -87,6 +87,8 @@ pub struct JwtIssuer {
     pub profiles_claim: Option<String>,
     /// Tolerated clock difference for `exp` and `nbf`, in seconds.
     pub leeway_seconds: u32,
+    /// Keeps this issuer's subjects apart from other issuers' (see `Principal::owner`).
+    pub namespace: Option<String>,
 }
 
 /// Who may call the signer.
@@ -205,6 +207,7 @@ fn load_auth(
             subject_claim: issuer.subject_claim,
             profiles_claim: issuer.profiles_claim,
             leeway_seconds: issuer.leeway_seconds,
+            namespace: check_namespace(&format!("{setting}.namespace"), issuer.namespace)?,
         });
     }
 
@@ -212,6 +215,29 @@ fn load_auth(
         api_keys,
         jwt_issuers,
     })
+}
+
+/// A namespace is 1 to 16 lowercase letters and digits, and not `key` (the API keys').
+fn check_namespace(
+    setting: &str,
+    namespace: Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    match namespace {
+        Some(ns)
+            if ns == "key"
+                || ns.is_empty()
+                || ns.len() > 16
+                || !ns
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
+        {
+            Err(ConfigError::new(
+                setting,
+                "must be 1 to 16 lowercase letters and digits, and not `key`",
+            ))
+        }
+        other => Ok(other),
+    }
 }
 
 fn check_profile_names(

@@ -122,6 +122,8 @@ pub struct JwtIssuerSettings {
     /// Tolerated clock difference, in seconds.
     #[serde(default = "default_leeway")]
     pub leeway_seconds: u32,
+    /// A namespace for this issuer's subjects, when several issuers could use the same.
+    pub namespace: Option<String>,
 }
 
 fn default_algorithms() -> Vec<String> {

@@ -34,7 +34,7 @@ pub struct UploadToken {
     pub key: String,
     /// The store's upload id.
     pub upload_id: String,
-    /// The subject that created the upload.
+    /// The owner segment of the caller that created the upload.
     pub subject: String,
     /// The profile that allowed it.
     pub profile: String,

@@ -71,6 +71,9 @@ pub fn essence(declared: &str) -> Result<String, String> {
     if !is_token(top) || !is_token(sub) {
         return Err("is not of the form type/subtype".to_owned());
     }
+    if top.contains('*') || sub.contains('*') {
+        return Err("must name one type, not a pattern with `*`".to_owned());
+    }
     Ok(media_type.to_ascii_lowercase())
 }
 
@@ -112,6 +115,8 @@ mod tests {
         for bad in [
             "",
             "image",
+            "image/*",
+            "*/*",
             "image/",
             "/png",
             "im age/png",

@@ -4,7 +4,7 @@
 //!
 //! | placeholder | becomes |
 //! |---|---|
-//! | `{subject}` | the caller's subject, escaped so it is one safe path segment |
+//! | `{subject}` | the caller's owner segment (see [`owner_segment`]) |
 //! | `{uuid}` | a random UUID (version 4), from the request's random bytes |
 //! | `{filename}` | the client's file name, made safe (see [`sanitize_filename`]) |
 //! | `{ext}` | the file name's extension, lowercase, without the dot (may be empty) |
@@ -51,8 +51,8 @@ pub struct KeyTemplate {
 /// The values a template is filled with for one request.
 #[derive(Debug, Clone)]
 pub struct KeyInputs<'a> {
-    /// The caller's subject, as authenticated.
-    pub subject: &'a str,
+    /// The caller's owner segment, from [`owner_segment`].
+    pub owner: &'a str,
     /// The client's file name, as sent.
     pub filename: &'a str,
     /// Sixteen random bytes for `{uuid}`.
@@ -95,9 +95,9 @@ impl KeyTemplate {
         })
     }
 
-    /// The prefix under which every key of `subject` lies, such as `users/alice/`.
-    pub fn owner_prefix(&self, subject: &str) -> String {
-        format!("{}{}/", self.owner_prefix_literal, subject_segment(subject))
+    /// The prefix under which every key of an owner lies, such as `users/alice/`.
+    pub fn owner_prefix(&self, owner: &str) -> String {
+        format!("{}{owner}/", self.owner_prefix_literal)
     }
 
     /// Fills the template and checks the resulting key.
@@ -107,7 +107,7 @@ impl KeyTemplate {
         for piece in &self.pieces {
             match piece {
                 Piece::Literal(text) => key.push_str(text),
-                Piece::Subject => key.push_str(&subject_segment(inputs.subject)),
+                Piece::Subject => key.push_str(inputs.owner),
                 Piece::Uuid => key.push_str(&uuid_v4(inputs.random)),
                 Piece::Filename => key.push_str(&filename),
                 Piece::Ext => key.push_str(&extension(&filename)),
@@ -224,6 +224,18 @@ fn is_unsafe_char(c: char) -> bool {
         || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{FEFF}')
         || ('\u{202A}'..='\u{202E}').contains(&c)
         || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// The path segment a caller owns: its subject escaped by [`subject_segment`], after
+/// `~<namespace>-` when its credential has a namespace (API keys have `key`). An escaped
+/// subject never has a `~` that is not followed by two uppercase hex digits, so
+/// `~key-backend` (the API key `backend`) can never be the segment of a JWT subject, and
+/// two sources of subjects with different namespaces never share keys.
+pub fn owner_segment(namespace: Option<&str>, subject: &str) -> String {
+    match namespace {
+        Some(namespace) => format!("~{namespace}-{}", subject_segment(subject)),
+        None => subject_segment(subject),
+    }
 }
 
 /// Escapes a subject into one path segment, reversibly: letters, digits and `-_.@+=`

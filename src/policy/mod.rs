@@ -70,6 +70,11 @@ pub enum PolicyError {
         /// The limit, in bytes.
         max: u64,
     },
+    /// The metadata, the profile's and the client's, is larger than S3 allows.
+    MetadataTooLarge {
+        /// The limit, in bytes.
+        max: usize,
+    },
     /// A metadata entry is malformed or reserved.
     Metadata {
         /// The entry's name.
@@ -216,9 +221,8 @@ impl Profile {
         }
         let total: usize = merged.iter().map(|(k, v)| k.len() + v.len()).sum();
         if total > MAX_METADATA_BYTES {
-            return Err(PolicyError::Metadata {
-                name: "metadata".to_owned(),
-                problem: format!("is larger than {MAX_METADATA_BYTES} bytes in all"),
+            return Err(PolicyError::MetadataTooLarge {
+                max: MAX_METADATA_BYTES,
             });
         }
         Ok(merged)

@@ -30,6 +30,8 @@ export const TEST_ENV = readEnvFile(ENV_FILE);
 export const BUCKET = 'edge-presigner-dev';
 export const API_KEY = TEST_ENV.API_KEY_DEMO;
 export const API_KEY_SUBJECT = 'demo-server';
+/** The key-prefix segment of the API key's caller: API keys own `~key-<name>`. */
+export const API_KEY_OWNER = `~key-${API_KEY_SUBJECT}`;
 export const JWT_SECRET = TEST_ENV.JWT_SECRET;
 export const JWT_ISSUER = 'edge-presigner-dev';
 export const JWT_AUDIENCE = 'edge-presigner';

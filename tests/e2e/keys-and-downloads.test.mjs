@@ -16,7 +16,7 @@ import { describe, test } from 'node:test';
 
 import {
   API_KEY,
-  API_KEY_SUBJECT,
+  API_KEY_OWNER,
   STORES,
   callApi,
   createUpload,
@@ -175,7 +175,7 @@ for (const store of STORES) {
           disposition: 'attachment',
         });
 
-        const keyPattern = new RegExp(`^users/${API_KEY_SUBJECT}/${UUID}/`);
+        const keyPattern = new RegExp(`^users/${API_KEY_OWNER}/${UUID}/`);
         assert.match(signed.key, keyPattern);
         assert.equal(signed.key.slice(folderOf(signed.key).length), keyName);
         assert.deepEqual(listed.map(({ key, size }) => ({ key, size })),

@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 
 import {
   API_KEY,
-  API_KEY_SUBJECT,
+  API_KEY_OWNER,
   BUCKET,
   ROOT,
   callApi,
@@ -139,7 +139,7 @@ describe('POST /v1/uploads: a single presigned PUT', () => {
     assert.equal(upload.type, 'single');
     assert.equal(upload.bucket, BUCKET);
     assert.equal(upload.method, 'PUT');
-    assert.match(upload.key, new RegExp(`^users/${API_KEY_SUBJECT}/${UUID}/photo\\.png$`));
+    assert.match(upload.key, new RegExp(`^users/${API_KEY_OWNER}/${UUID}/photo\\.png$`));
     assert.equal(keyInUrl(upload.url), upload.key);
     assert.equal(new URL(upload.url).port, String(worker.port), 'the URL names this local store');
   });
@@ -357,7 +357,7 @@ describe('POST /v1/uploads: keys from hostile filenames', () => {
     test(`the filename ${JSON.stringify(filename)} yields a key under the subject`, async () => {
       const upload = await presign(uploadRequest({ filename }));
 
-      assertKeyUnderSubject(upload.key, API_KEY_SUBJECT);
+      assertKeyUnderSubject(upload.key, API_KEY_OWNER);
       assert.equal(keyInUrl(upload.url), upload.key, 'a URL parser finds the same key');
     });
   }
@@ -372,7 +372,7 @@ describe('POST /v1/uploads: keys from hostile filenames', () => {
         assertError(response, 400, 'invalid_request', 'filename');
         return;
       }
-      assertKeyUnderSubject(response.body.key, API_KEY_SUBJECT);
+      assertKeyUnderSubject(response.body.key, API_KEY_OWNER);
       assert.equal(keyInUrl(response.body.url), response.body.key);
     });
   }

@@ -114,6 +114,7 @@ fn alice() -> Principal {
         subject: "alice".into(),
         credential: "jwt:test".into(),
         profiles: None,
+        namespace: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn principal(subject: &str, profiles: Option<Vec<String>>) -> Principal {
         subject: subject.into(),
         credential: format!("api-key:{subject}"),
         profiles,
+        namespace: None,
     }
 }
 

@@ -9,9 +9,9 @@ fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).single().unwrap()
 }
 
-fn inputs<'a>(subject: &'a str, filename: &'a str) -> KeyInputs<'a> {
+fn inputs<'a>(owner: &'a str, filename: &'a str) -> KeyInputs<'a> {
     KeyInputs {
-        subject,
+        owner,
         filename,
         random: [0xAB; 16],
         now: at(2026, 3, 7),
@@ -87,11 +87,23 @@ fn templates_without_an_owned_prefix_are_refused() {
 }
 
 #[test]
-fn owner_prefix_is_the_literal_and_the_subject() {
+fn owner_prefix_is_the_literal_and_the_owner_segment() {
     let template = KeyTemplate::parse("users/{subject}/{filename}").unwrap();
-    assert_eq!(template.owner_prefix("a/b"), "users/a~2Fb/");
+    assert_eq!(
+        template.owner_prefix(&owner_segment(None, "a/b")),
+        "users/a~2Fb/"
+    );
     let bare = KeyTemplate::parse("{subject}/{filename}").unwrap();
     assert_eq!(bare.owner_prefix("carol"), "carol/");
+}
+
+#[test]
+fn an_api_key_and_a_jwt_subject_of_the_same_name_own_different_segments() {
+    let key = owner_segment(Some("key"), "backend");
+    assert_eq!(key, "~key-backend");
+    for jwt_subject in ["backend", "~key-backend", "~7Ekey-backend"] {
+        assert_ne!(owner_segment(None, jwt_subject), key, "{jwt_subject}");
+    }
 }
 
 #[test]
