@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{ApiError, ErrorCode, rfc3339};
 use crate::auth::jwt;
-use crate::config::{Config, RequestOrigin};
+use crate::config::{Config, IssuerKey, RequestOrigin};
 
 /// How long a development token is valid.
 const LIFETIME_MINUTES: i64 = 60;
@@ -41,7 +41,12 @@ pub fn issue(
     if !config.dev_login || !origin.is_loopback() {
         return Err(not_here());
     }
-    let issuer = config.auth.jwt_issuers.first().ok_or_else(not_here)?;
+    let issuer = config
+        .auth
+        .jwt_issuers
+        .iter()
+        .find(|i| matches!(i.key, IssuerKey::Hmac(_)))
+        .ok_or_else(not_here)?;
 
     let subject = format!(
         "dev-{}",

@@ -40,6 +40,8 @@ pub enum ErrorCode {
     StorageError,
     /// 503: the store could not be reached.
     StorageUnavailable,
+    /// 503: an identity provider's published keys could not be fetched.
+    AuthUnavailable,
 }
 
 impl ErrorCode {
@@ -57,7 +59,7 @@ impl ErrorCode {
             Self::RateLimited => 429,
             Self::ConfigInvalid => 500,
             Self::StorageError => 502,
-            Self::StorageUnavailable => 503,
+            Self::StorageUnavailable | Self::AuthUnavailable => 503,
         }
     }
 
@@ -76,6 +78,7 @@ impl ErrorCode {
             Self::ConfigInvalid => "config_invalid",
             Self::StorageError => "storage_error",
             Self::StorageUnavailable => "storage_unavailable",
+            Self::AuthUnavailable => "auth_unavailable",
         }
     }
 }
@@ -187,7 +190,12 @@ impl ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
-        Self::new(ErrorCode::Unauthorized, error.to_string())
+        match error {
+            // Not the client's fault: a good token cannot be checked just now.
+            AuthError::KeysUnavailable => Self::new(ErrorCode::AuthUnavailable, error.to_string())
+                .with_header("retry-after", "30"),
+            _ => Self::new(ErrorCode::Unauthorized, error.to_string()),
+        }
     }
 }
 

@@ -1,11 +1,14 @@
-//! JSON Web Tokens: verifying HS256 tokens from an identity service, and minting the
-//! short-lived tokens of the development login.
+//! JSON Web Tokens: verifying tokens from an identity service (HS256 with a shared secret,
+//! RS256 and ES256 with published keys), and minting the short-lived tokens of the
+//! development login.
 //!
 //! Parsing and the HMAC check are done by `jwt-compact`; this module decides which issuer
 //! a token is checked against and what its claims must say:
 //!
-//! - `alg` must be exactly `HS256` (a token that says `none`, `HS512` or `RS256` is
-//!   refused before any key is used: no algorithm confusion);
+//! - `alg` must be one the issuer accepts, and the issuer's kind of key decides which:
+//!   HS256 only with a secret, RS256 and ES256 only with published keys, so an HS256
+//!   token can never be checked against a public key used as a secret (no algorithm
+//!   confusion), and `none` is never accepted;
 //! - `exp` is required; `nbf` is checked when present; both with the issuer's leeway;
 //! - `iss` and `aud` are checked when the issuer configures them;
 //! - the subject claim (`sub` by default) must be a non-empty string.
@@ -18,7 +21,7 @@ use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken, Val
 use serde_json::{Map, Value};
 
 use super::{AuthError, Principal};
-use crate::config::JwtIssuer;
+use crate::config::{IssuerKey, JwtIssuer};
 
 type CustomClaims = Map<String, Value>;
 
@@ -27,17 +30,61 @@ pub fn looks_like_jwt(credential: &str) -> bool {
     credential.bytes().filter(|b| *b == b'.').count() == 2
 }
 
-/// Verifies a token against the configured issuers.
-pub fn verify(
+/// A token signed with a published key: its signature is checked by the Worker (with
+/// WebCrypto), then [`PendingToken::finish`] checks its claims.
+#[derive(Debug, Clone)]
+pub struct PendingToken<'a> {
+    /// The issuer whose keys verify it.
+    pub issuer: &'a JwtIssuer,
+    /// `RS256` or `ES256`.
+    pub alg: String,
+    /// The key id from the token's header.
+    pub kid: Option<String>,
+    /// `base64url(header) "." base64url(claims)`, the signed bytes.
+    pub signing_input: String,
+    /// The signature (for ES256, the 64 bytes of r and s, as WebCrypto wants them).
+    pub signature: Vec<u8>,
+    claims: Claims<CustomClaims>,
+}
+
+impl PendingToken<'_> {
+    /// Checks the claims once the signature has been verified.
+    pub fn finish(&self, signature_ok: bool, now: DateTime<Utc>) -> Result<Principal, AuthError> {
+        if !signature_ok {
+            return Err(AuthError::BadSignature);
+        }
+        check_claims(&self.claims, self.issuer, now)
+    }
+}
+
+/// Where verifying a token stands.
+#[derive(Debug, Clone)]
+pub enum Verified<'a> {
+    /// Verified (HS256): the caller.
+    Done(Principal),
+    /// Parsed and matched to an issuer whose published key must verify it.
+    NeedsKey(PendingToken<'a>),
+}
+
+/// Verifies a token against the configured issuers; with `access_only`, only against
+/// Cloudflare Access.
+pub fn verify<'a>(
     token: &str,
-    issuers: &[JwtIssuer],
+    issuers: &'a [JwtIssuer],
+    access_only: bool,
     now: DateTime<Utc>,
-) -> Result<Principal, AuthError> {
+) -> Result<Verified<'a>, AuthError> {
     let untrusted = UntrustedToken::new(token)
         .map_err(|e| AuthError::MalformedToken(e.to_string().to_ascii_lowercase()))?;
-    if untrusted.algorithm() != "HS256" {
+    let alg = untrusted.algorithm().to_owned();
+    if !matches!(alg.as_str(), "HS256" | "RS256" | "ES256") {
         return Err(AuthError::AlgorithmNotAllowed(
-            untrusted.algorithm().chars().take(16).collect(),
+            alg.chars().take(16).collect(),
+        ));
+    }
+    if has_critical_extensions(token) {
+        return Err(AuthError::MalformedToken(
+            "it names critical header extensions (crit), which this signer does not support".into(),
         ));
     }
 
@@ -47,30 +94,63 @@ pub fn verify(
         untrusted.deserialize_claims_unchecked().map_err(|_| {
             AuthError::MalformedToken(
                 "the claims must be a JSON object whose exp, nbf and iat are whole numbers \
-                 of seconds"
+             of seconds"
                     .into(),
             )
         })?;
     let claimed_issuer = unverified.custom.get("iss").and_then(Value::as_str);
-
-    let mut outcome = Err(AuthError::UnknownIssuer);
-    for issuer in issuers
+    let candidates: Vec<&JwtIssuer> = issuers
         .iter()
+        .filter(|i| !access_only || i.access)
         .filter(|i| i.issuer.is_none() || i.issuer.as_deref() == claimed_issuer)
-    {
-        let key = Hs256Key::new(issuer.hmac_secret.expose().as_bytes());
-        match Hs256.validator::<CustomClaims>(&key).validate(&untrusted) {
-            Ok(verified) => return check_claims(verified.claims(), issuer, now),
-            Err(ValidationError::InvalidSignature) => outcome = Err(AuthError::BadSignature),
-            Err(ValidationError::MalformedClaims(_)) => {
-                return Err(AuthError::MalformedToken(
-                    "a time claim is not a whole number of seconds".into(),
-                ));
+        .collect();
+    if candidates.is_empty() {
+        return Err(AuthError::UnknownIssuer);
+    }
+
+    let mut outcome = Err(AuthError::AlgorithmNotAllowed(alg.clone()));
+    for issuer in candidates {
+        if !issuer.algorithms.contains(&alg) {
+            continue;
+        }
+        match &issuer.key {
+            IssuerKey::Hmac(secret) => {
+                let key = Hs256Key::new(secret.expose().as_bytes());
+                match Hs256.validator::<CustomClaims>(&key).validate(&untrusted) {
+                    Ok(verified) => {
+                        return check_claims(verified.claims(), issuer, now).map(Verified::Done);
+                    }
+                    Err(_) => outcome = Err(AuthError::BadSignature),
+                }
             }
-            Err(_) => return Err(AuthError::BadSignature),
+            IssuerKey::Jwks { .. } => {
+                let signing_input = token
+                    .rsplit_once('.')
+                    .map(|(input, _)| input.to_owned())
+                    .unwrap_or_default();
+                return Ok(Verified::NeedsKey(PendingToken {
+                    issuer,
+                    alg,
+                    kid: untrusted.header().key_id.clone(),
+                    signing_input,
+                    signature: untrusted.signature_bytes().to_vec(),
+                    claims: unverified,
+                }));
+            }
         }
     }
     outcome
+}
+
+/// Whether the header has a `crit` member: RFC 7515 section 4.1.11 says a token naming
+/// extensions the recipient does not understand must be refused, and this signer
+/// understands none.
+fn has_critical_extensions(token: &str) -> bool {
+    let header = token.split('.').next().unwrap_or_default();
+    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+        .is_some_and(|h| h.contains_key("crit"))
 }
 
 fn check_claims(
@@ -145,7 +225,10 @@ pub fn mint(
     }
     let options = TimeOptions::new(Duration::zero(), || now);
     let claims = Claims::new(custom).set_duration_and_issuance(&options, lifetime);
-    let key = Hs256Key::new(issuer.hmac_secret.expose().as_bytes());
+    let IssuerKey::Hmac(secret) = &issuer.key else {
+        return Err("the issuer has no HS256 secret".to_owned());
+    };
+    let key = Hs256Key::new(secret.expose().as_bytes());
     Hs256
         .token(&Header::empty().with_token_type("JWT"), &claims, &key)
         .map_err(|e| e.to_string())

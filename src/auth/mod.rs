@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod jwks;
 pub mod jwt;
 
 use std::fmt;
@@ -70,6 +71,12 @@ pub enum AuthError {
     WrongAudience,
     /// The JWT has no usable subject.
     NoSubject(String),
+    /// No published key of the issuer has the token's `kid` (and algorithm).
+    UnknownKeyId,
+    /// The issuer's published key for the token cannot be used.
+    UnusableKey,
+    /// The issuer's key set could not be fetched, so no token of it can be checked now.
+    KeysUnavailable,
 }
 
 impl fmt::Display for AuthError {
@@ -90,6 +97,15 @@ impl fmt::Display for AuthError {
             Self::Expired => f.write_str("the JWT has expired"),
             Self::NotYetValid => f.write_str("the JWT is not valid yet (`nbf`)"),
             Self::WrongAudience => f.write_str("the JWT's audience is not accepted"),
+            Self::UnknownKeyId => {
+                f.write_str("the JWT's key id (kid) is not among its issuer's published keys")
+            }
+            Self::UnusableKey => {
+                f.write_str("the issuer's published key for this JWT is malformed")
+            }
+            Self::KeysUnavailable => {
+                f.write_str("the issuer's published keys cannot be fetched right now; try again")
+            }
             Self::NoSubject(claim) => write!(
                 f,
                 "the JWT's `{claim}` claim, its subject, must be a string of 1 to 256 characters"
@@ -100,19 +116,34 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
-/// Checks the `Authorization` header of a request.
-pub fn authenticate(
-    header: Option<&str>,
-    config: &AuthConfig,
+/// Checks a request's credential: the `Authorization` header, or else Cloudflare Access's
+/// `Cf-Access-Jwt-Assertion` header. A token signed with a published key comes back as
+/// [`jwt::Verified::NeedsKey`] for the Worker to verify.
+pub fn authenticate<'a>(
+    authorization: Option<&str>,
+    access_assertion: Option<&str>,
+    config: &'a AuthConfig,
     now: DateTime<Utc>,
-) -> Result<Principal, AuthError> {
-    let header = header.ok_or(AuthError::Missing)?;
-    let credential = bearer_credential(header)?;
+) -> Result<jwt::Verified<'a>, AuthError> {
+    let (credential, access_only) = match (authorization, access_assertion) {
+        (Some(header), _) => (bearer_credential(header)?, false),
+        (None, Some(assertion)) if config.jwt_issuers.iter().any(|i| i.access) => {
+            (assertion.trim(), true)
+        }
+        _ => return Err(AuthError::Missing),
+    };
 
     if jwt::looks_like_jwt(credential) {
-        return jwt::verify(credential, &config.jwt_issuers, now);
+        return jwt::verify(credential, &config.jwt_issuers, access_only, now);
     }
-    api_key(credential, config).ok_or(AuthError::UnknownKey)
+    if access_only {
+        return Err(AuthError::MalformedToken(
+            "the Access assertion is not a JWT".into(),
+        ));
+    }
+    api_key(credential, config)
+        .map(jwt::Verified::Done)
+        .ok_or(AuthError::UnknownKey)
 }
 
 fn bearer_credential(header: &str) -> Result<&str, AuthError> {

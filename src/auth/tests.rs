@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::*;
-use crate::config::{ApiKey, JwtIssuer};
+use crate::config::{ApiKey, IssuerKey, JwtIssuer};
 use crate::secret::Secret;
 
 const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
@@ -35,7 +35,9 @@ fn config() -> AuthConfig {
         jwt_issuers: vec![JwtIssuer {
             issuer: Some("https://id.example.com".into()),
             audience: Some(vec!["edge-presigner".into()]),
-            hmac_secret: Secret::new(SECRET),
+            key: IssuerKey::Hmac(Secret::new(SECRET)),
+            algorithms: vec!["HS256".into()],
+            access: false,
             subject_claim: "sub".into(),
             profiles_claim: None,
             leeway_seconds: 30,
@@ -71,8 +73,21 @@ fn hs256(claims: &Value) -> String {
     token_with(&json!({"alg": "HS256", "typ": "JWT"}), claims, SECRET)
 }
 
+/// The caller, for credentials that need no published key.
+fn done(result: Result<jwt::Verified<'_>, AuthError>) -> Result<Principal, AuthError> {
+    match result? {
+        jwt::Verified::Done(principal) => Ok(principal),
+        jwt::Verified::NeedsKey(_) => panic!("an HS256 token or API key needs no published key"),
+    }
+}
+
 fn check(token: &str) -> Result<Principal, AuthError> {
-    authenticate(Some(&format!("Bearer {token}")), &config(), now())
+    done(authenticate(
+        Some(&format!("Bearer {token}")),
+        None,
+        &config(),
+        now(),
+    ))
 }
 
 #[test]
@@ -98,12 +113,12 @@ fn unknown_api_key_is_rejected() {
 #[test]
 fn missing_or_non_bearer_header_is_rejected() {
     assert_eq!(
-        authenticate(None, &config(), now()),
+        done(authenticate(None, None, &config(), now())),
         Err(AuthError::Missing)
     );
     for header in ["Basic abc", "Bearer", "Bearer   ", "key-backend-1"] {
         assert_eq!(
-            authenticate(Some(header), &config(), now()),
+            done(authenticate(Some(header), None, &config(), now())),
             Err(AuthError::NotBearer),
             "{header}"
         );
@@ -162,7 +177,7 @@ fn alg_none_is_rejected() {
 
 #[test]
 fn other_algorithms_are_rejected_even_with_a_valid_hmac() {
-    for alg in ["HS512", "RS256", "hs256", "ES256"] {
+    for alg in ["HS512", "RS256", "hs256", "ES256", "PS256"] {
         let token = token_with(&json!({"alg": alg}), &good_claims(), SECRET);
         assert_eq!(
             check(&token),
@@ -231,7 +246,157 @@ fn minted_dev_token_verifies_and_expires() {
     assert_eq!(check(&token).unwrap().subject, "dev-123");
     let later = now() + Duration::minutes(11);
     assert_eq!(
-        authenticate(Some(&format!("Bearer {token}")), &config(), later),
+        done(authenticate(
+            Some(&format!("Bearer {token}")),
+            None,
+            &config(),
+            later
+        )),
         Err(AuthError::Expired)
+    );
+}
+
+/// A configuration with an HS256 issuer, an RS256/ES256 issuer and Cloudflare Access.
+fn with_published_keys() -> AuthConfig {
+    let mut config = config();
+    config.jwt_issuers.push(JwtIssuer {
+        issuer: Some("https://idp.example.com".into()),
+        audience: Some(vec!["edge-presigner".into()]),
+        key: IssuerKey::Jwks {
+            url: "https://idp.example.com/jwks.json".into(),
+            min_refetch_seconds: 60,
+        },
+        algorithms: vec!["RS256".into(), "ES256".into()],
+        access: false,
+        subject_claim: "sub".into(),
+        profiles_claim: None,
+        leeway_seconds: 30,
+        namespace: Some("idp".into()),
+    });
+    config.jwt_issuers.push(JwtIssuer {
+        issuer: Some("https://team.cloudflareaccess.com".into()),
+        key: IssuerKey::Jwks {
+            url: "https://team.cloudflareaccess.com/cdn-cgi/access/certs".into(),
+            min_refetch_seconds: 60,
+        },
+        algorithms: vec!["RS256".into()],
+        access: true,
+        namespace: Some("access".into()),
+        ..config.jwt_issuers[1].clone()
+    });
+    config
+}
+
+fn claims_from(issuer: &str) -> Value {
+    let mut claims = good_claims();
+    claims["iss"] = json!(issuer);
+    claims
+}
+
+#[test]
+fn rs256_token_of_a_jwks_issuer_waits_for_its_published_key() {
+    let config = with_published_keys();
+    let header = json!({"alg": "RS256", "kid": "k1"});
+    let token = format!(
+        "{}.{}.{}",
+        b64(&header),
+        b64(&claims_from("https://idp.example.com")),
+        URL_SAFE_NO_PAD.encode([7u8; 256])
+    );
+    let result = authenticate(Some(&format!("Bearer {token}")), None, &config, now()).unwrap();
+    let jwt::Verified::NeedsKey(pending) = result else {
+        panic!("an RS256 token needs the issuer's key");
+    };
+    assert_eq!(pending.kid.as_deref(), Some("k1"));
+    assert_eq!(pending.alg, "RS256");
+    assert_eq!(pending.signature, vec![7u8; 256]);
+    assert!(token.starts_with(&format!("{}.", pending.signing_input)));
+    assert_eq!(pending.finish(false, now()), Err(AuthError::BadSignature));
+    let principal = pending.finish(true, now()).unwrap();
+    assert_eq!(principal.owner(), "~idp-alice");
+}
+
+#[test]
+fn claims_of_a_published_key_token_are_checked_after_its_signature() {
+    let config = with_published_keys();
+    let mut claims = claims_from("https://idp.example.com");
+    claims["exp"] = json!(now().timestamp() - 600);
+    let token = format!("{}.{}.AAAA", b64(&json!({"alg": "ES256"})), b64(&claims));
+    let result = authenticate(Some(&format!("Bearer {token}")), None, &config, now()).unwrap();
+    let jwt::Verified::NeedsKey(pending) = result else {
+        panic!("an ES256 token needs the issuer's key");
+    };
+    assert_eq!(pending.finish(true, now()), Err(AuthError::Expired));
+}
+
+#[test]
+fn hs256_token_presented_to_a_jwks_issuer_is_refused() {
+    // Algorithm confusion: an HS256 token "signed" with the issuer's public key as secret.
+    let config = with_published_keys();
+    let token = token_with(
+        &json!({"alg": "HS256"}),
+        &claims_from("https://idp.example.com"),
+        "the issuer's public key, used as an HMAC secret",
+    );
+    assert_eq!(
+        done(authenticate(
+            Some(&format!("Bearer {token}")),
+            None,
+            &config,
+            now()
+        )),
+        Err(AuthError::AlgorithmNotAllowed("HS256".into()))
+    );
+}
+
+#[test]
+fn rs256_token_claiming_the_hs256_issuer_is_refused() {
+    let config = with_published_keys();
+    let token = format!(
+        "{}.{}.AAAA",
+        b64(&json!({"alg": "RS256"})),
+        b64(&good_claims())
+    );
+    assert_eq!(
+        done(authenticate(
+            Some(&format!("Bearer {token}")),
+            None,
+            &config,
+            now()
+        )),
+        Err(AuthError::AlgorithmNotAllowed("RS256".into()))
+    );
+}
+
+#[test]
+fn tokens_naming_critical_extensions_are_refused() {
+    let token = token_with(
+        &json!({"alg": "HS256", "crit": ["exp"]}),
+        &good_claims(),
+        SECRET,
+    );
+    assert!(matches!(check(&token), Err(AuthError::MalformedToken(_))));
+}
+
+#[test]
+fn the_access_header_is_checked_against_access_only() {
+    let config = with_published_keys();
+    let access = format!(
+        "{}.{}.AAAA",
+        b64(&json!({"alg": "RS256", "kid": "a"})),
+        b64(&claims_from("https://team.cloudflareaccess.com"))
+    );
+    let result = authenticate(None, Some(&access), &config, now()).unwrap();
+    assert!(matches!(result, jwt::Verified::NeedsKey(p) if p.issuer.access));
+    // An HS256 token in the Access header does not reach the HS256 issuer.
+    let hs = hs256(&good_claims());
+    assert_eq!(
+        done(authenticate(None, Some(&hs), &config, now())),
+        Err(AuthError::UnknownIssuer)
+    );
+    // Without Access configured the header is ignored.
+    assert_eq!(
+        done(authenticate(None, Some(&access), &self::config(), now())),
+        Err(AuthError::Missing)
     );
 }

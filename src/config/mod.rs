@@ -79,8 +79,12 @@ pub struct JwtIssuer {
     pub issuer: Option<String>,
     /// The accepted audiences (`aud` must contain one), if checked.
     pub audience: Option<Vec<String>>,
-    /// The shared secret for HS256.
-    pub hmac_secret: Secret,
+    /// How its tokens are verified.
+    pub key: IssuerKey,
+    /// The accepted algorithms.
+    pub algorithms: Vec<String>,
+    /// Whether its tokens come in Cloudflare Access's `Cf-Access-Jwt-Assertion` header.
+    pub access: bool,
     /// The claim that holds the subject, `sub` by default.
     pub subject_claim: String,
     /// The claim that lists the profiles the token may use, if any.
@@ -89,6 +93,20 @@ pub struct JwtIssuer {
     pub leeway_seconds: u32,
     /// Keeps this issuer's subjects apart from other issuers' (see `Principal::owner`).
     pub namespace: Option<String>,
+}
+
+/// How an issuer's tokens are verified.
+#[derive(Debug, Clone)]
+pub enum IssuerKey {
+    /// HS256 with a shared secret.
+    Hmac(Secret),
+    /// RS256 or ES256 with the keys published at a JWKS URL.
+    Jwks {
+        /// The key set's URL.
+        url: String,
+        /// The shortest time between two fetches, in seconds.
+        min_refetch_seconds: u32,
+    },
 }
 
 /// Who may call the signer.
@@ -161,13 +179,6 @@ fn load_auth(
     source: &impl Source,
     profiles: &BTreeMap<String, Profile>,
 ) -> Result<AuthConfig, ConfigError> {
-    if raw.api_keys.is_empty() && raw.jwt.is_empty() {
-        return Err(ConfigError::new(
-            "AUTH",
-            "neither an API key nor a JWT issuer is configured, so nobody could sign in",
-        ));
-    }
-
     let mut api_keys = Vec::new();
     for (i, key) in raw.api_keys.into_iter().enumerate() {
         let setting = format!("AUTH.apiKeys[{i}]");
@@ -186,34 +197,126 @@ fn load_auth(
 
     let mut jwt_issuers = Vec::new();
     for (i, issuer) in raw.jwt.into_iter().enumerate() {
-        let setting = format!("AUTH.jwt[{i}]");
-        if issuer.algorithms.iter().any(|a| a != "HS256") {
-            return Err(ConfigError::new(
-                format!("{setting}.algorithms"),
-                "only HS256 is supported",
-            ));
-        }
-        let hmac_secret = required_secret(source, &issuer.secret)?;
-        if hmac_secret.expose().len() < 32 {
-            return Err(ConfigError::new(
-                format!("secret {}", issuer.secret),
-                "an HS256 secret must be at least 32 bytes long",
-            ));
-        }
-        jwt_issuers.push(JwtIssuer {
-            issuer: issuer.issuer,
-            audience: issuer.audience.map(settings::OneOrMany::into_vec),
-            hmac_secret,
-            subject_claim: issuer.subject_claim,
-            profiles_claim: issuer.profiles_claim,
-            leeway_seconds: issuer.leeway_seconds,
-            namespace: check_namespace(&format!("{setting}.namespace"), issuer.namespace)?,
-        });
+        jwt_issuers.push(load_issuer(&format!("AUTH.jwt[{i}]"), issuer, source)?);
+    }
+    if let Some(access) = raw.access {
+        jwt_issuers.push(load_access(access)?);
+    }
+    if api_keys.is_empty() && jwt_issuers.is_empty() {
+        return Err(ConfigError::new(
+            "AUTH",
+            "neither an API key nor a JWT issuer is configured, so nobody could sign in",
+        ));
     }
 
     Ok(AuthConfig {
         api_keys,
         jwt_issuers,
+    })
+}
+
+fn load_issuer(
+    setting: &str,
+    raw: settings::JwtIssuerSettings,
+    source: &impl Source,
+) -> Result<JwtIssuer, ConfigError> {
+    let field = |name: &str| format!("{setting}.{name}");
+    let (key, algorithms) = match (&raw.secret, &raw.jwks_url) {
+        (Some(secret), None) => {
+            let hmac_secret = required_secret(source, secret)?;
+            if hmac_secret.expose().len() < 32 {
+                return Err(ConfigError::new(
+                    format!("secret {secret}"),
+                    "an HS256 secret must be at least 32 bytes long",
+                ));
+            }
+            let algorithms = raw.algorithms.unwrap_or_else(|| vec!["HS256".to_owned()]);
+            if algorithms.iter().any(|a| a != "HS256") {
+                return Err(ConfigError::new(
+                    field("algorithms"),
+                    "an issuer with a secret accepts HS256 only",
+                ));
+            }
+            (IssuerKey::Hmac(hmac_secret), algorithms)
+        }
+        (None, Some(url)) => {
+            Endpoint::parse(url).map_err(|p| ConfigError::new(field("jwksUrl"), p))?;
+            if raw.issuer.is_none() {
+                return Err(ConfigError::new(
+                    field("issuer"),
+                    "is required with jwksUrl, so that tokens are matched to their keys",
+                ));
+            }
+            let algorithms = raw
+                .algorithms
+                .unwrap_or_else(|| vec!["RS256".to_owned(), "ES256".to_owned()]);
+            if algorithms.is_empty() || algorithms.iter().any(|a| a != "RS256" && a != "ES256") {
+                return Err(ConfigError::new(
+                    field("algorithms"),
+                    "an issuer with jwksUrl accepts RS256 and ES256 only",
+                ));
+            }
+            let min_refetch_seconds = raw.jwks_min_refetch_seconds.unwrap_or(60);
+            if !(1..=3600).contains(&min_refetch_seconds) {
+                return Err(ConfigError::new(
+                    field("jwksMinRefetchSeconds"),
+                    "must be 1 to 3600 seconds",
+                ));
+            }
+            let key = IssuerKey::Jwks {
+                url: url.clone(),
+                min_refetch_seconds,
+            };
+            (key, algorithms)
+        }
+        _ => {
+            return Err(ConfigError::new(
+                setting,
+                "needs exactly one of `secret` (HS256) and `jwksUrl` (RS256, ES256)",
+            ));
+        }
+    };
+    Ok(JwtIssuer {
+        issuer: raw.issuer,
+        audience: raw.audience.map(settings::OneOrMany::into_vec),
+        key,
+        algorithms,
+        access: false,
+        subject_claim: raw.subject_claim,
+        profiles_claim: raw.profiles_claim,
+        leeway_seconds: raw.leeway_seconds,
+        namespace: check_namespace(&field("namespace"), raw.namespace)?,
+    })
+}
+
+/// Cloudflare Access: RS256 tokens from the team's certificate set, with the application's
+/// audience tag. <https://developers.cloudflare.com/cloudflare-one/identity/authorization-cookie/validating-json/>
+fn load_access(raw: settings::AccessSettings) -> Result<JwtIssuer, ConfigError> {
+    let team = raw.team_domain.trim_end_matches('/').to_owned();
+    if team.is_empty() || team.contains('/') {
+        return Err(ConfigError::new(
+            "AUTH.access.teamDomain",
+            "must be a host name such as myteam.cloudflareaccess.com",
+        ));
+    }
+    let url = raw
+        .certs_url
+        .unwrap_or_else(|| format!("https://{team}/cdn-cgi/access/certs"));
+    Endpoint::parse(&url).map_err(|p| ConfigError::new("AUTH.access.certsUrl", p))?;
+    let namespace = raw.namespace.or_else(|| Some("access".to_owned()));
+    Ok(JwtIssuer {
+        issuer: Some(format!("https://{team}")),
+        audience: Some(vec![raw.audience]),
+        key: IssuerKey::Jwks {
+            url,
+            min_refetch_seconds: 60,
+        },
+        algorithms: vec!["RS256".to_owned()],
+        access: true,
+        subject_claim: raw.subject_claim,
+        profiles_claim: None,
+        leeway_seconds: 30,
+        namespace: check_namespace("AUTH.access.namespace", namespace)?,
     })
 }
 

@@ -87,6 +87,8 @@ pub struct AuthSettings {
     /// JWT issuers for browsers.
     #[serde(default)]
     pub jwt: Vec<JwtIssuerSettings>,
+    /// Cloudflare Access.
+    pub access: Option<AccessSettings>,
 }
 
 /// One entry of `AUTH.apiKeys`.
@@ -105,11 +107,14 @@ pub struct ApiKeySettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JwtIssuerSettings {
-    /// The name of the secret that holds the HS256 key.
-    pub secret: String,
-    /// Accepted algorithms.
-    #[serde(default = "default_algorithms")]
-    pub algorithms: Vec<String>,
+    /// The name of the secret that holds the HS256 key (HS256 issuers).
+    pub secret: Option<String>,
+    /// The URL of the issuer's JSON Web Key Set (RS256 and ES256 issuers).
+    pub jwks_url: Option<String>,
+    /// Accepted algorithms: `HS256` with `secret`; `RS256`, `ES256` with `jwksUrl`.
+    pub algorithms: Option<Vec<String>>,
+    /// The shortest time between two fetches of the key set, in seconds (default 60).
+    pub jwks_min_refetch_seconds: Option<u32>,
     /// The expected `iss`.
     pub issuer: Option<String>,
     /// The accepted audience or audiences.
@@ -126,16 +131,29 @@ pub struct JwtIssuerSettings {
     pub namespace: Option<String>,
 }
 
-fn default_algorithms() -> Vec<String> {
-    vec!["HS256".to_owned()]
-}
-
 fn default_subject_claim() -> String {
     "sub".to_owned()
 }
 
 fn default_leeway() -> u32 {
     30
+}
+
+/// `AUTH.access`: Cloudflare Access in front of the signer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessSettings {
+    /// The team domain, such as `myteam.cloudflareaccess.com`.
+    pub team_domain: String,
+    /// The Application Audience (AUD) tag of the Access application.
+    pub audience: String,
+    /// The claim holding the subject (`sub`, or `email`).
+    #[serde(default = "default_subject_claim")]
+    pub subject_claim: String,
+    /// Where the team's keys are; by default `https://<teamDomain>/cdn-cgi/access/certs`.
+    pub certs_url: Option<String>,
+    /// A namespace for Access subjects (default `access`).
+    pub namespace: Option<String>,
 }
 
 /// A string, or a list of them.

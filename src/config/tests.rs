@@ -218,3 +218,62 @@ fn loopback_origins_are_recognised() {
         assert!(!RequestOrigin::parse(url).unwrap().is_loopback(), "{url}");
     }
 }
+
+#[test]
+fn jwks_issuers_need_an_issuer_and_public_key_algorithms_only() {
+    let cases = [
+        (
+            json!({"jwksUrl": "https://idp.example.com/jwks"}),
+            "AUTH.jwt[1].issuer",
+        ),
+        (
+            json!({"jwksUrl": "https://idp.example.com/jwks", "issuer": "https://idp", "algorithms": ["HS256"]}),
+            "AUTH.jwt[1].algorithms",
+        ),
+        (
+            json!({"jwksUrl": "https://idp.example.com/jwks", "secret": "JWT_SECRET", "issuer": "x"}),
+            "AUTH.jwt[1]",
+        ),
+        (
+            json!({"jwksUrl": "not a url", "issuer": "x"}),
+            "AUTH.jwt[1].jwksUrl",
+        ),
+        (
+            json!({"secret": "JWT_SECRET", "algorithms": ["RS256"]}),
+            "AUTH.jwt[1].algorithms",
+        ),
+    ];
+    for (issuer, setting) in cases {
+        let mut source = fixture();
+        source.vars.get_mut("AUTH").unwrap()["jwt"]
+            .as_array_mut()
+            .unwrap()
+            .push(issuer.clone());
+        assert_eq!(load_err(&source).setting, setting, "{issuer}");
+    }
+}
+
+#[test]
+fn access_becomes_an_rs256_issuer_of_the_team_domain() {
+    let mut source = fixture();
+    source.vars.get_mut("AUTH").unwrap()["access"] =
+        json!({"teamDomain": "team.cloudflareaccess.com", "audience": "aud-tag"});
+    let config = Config::load(&source).unwrap();
+    let access = config.auth.jwt_issuers.last().unwrap();
+    assert!(access.access);
+    assert_eq!(
+        access.issuer.as_deref(),
+        Some("https://team.cloudflareaccess.com")
+    );
+    assert_eq!(access.algorithms, ["RS256"]);
+    assert_eq!(access.namespace.as_deref(), Some("access"));
+    match &access.key {
+        IssuerKey::Jwks { url, .. } => {
+            assert_eq!(
+                url,
+                "https://team.cloudflareaccess.com/cdn-cgi/access/certs"
+            );
+        }
+        IssuerKey::Hmac(_) => panic!("Access uses published keys"),
+    }
+}

@@ -7,6 +7,7 @@
 //! out.
 
 mod env;
+mod keys;
 mod reply;
 mod routes;
 mod store;
@@ -123,11 +124,15 @@ async fn handle(mut req: Request, env: &Env, x: &mut Exchange) -> Result<Reply, 
         return Ok(Reply::json(200, &token));
     }
 
-    let principal = auth::authenticate(
+    let principal = match auth::authenticate(
         header(&req, "authorization").as_deref(),
+        header(&req, "cf-access-jwt-assertion").as_deref(),
         &config.auth,
         x.now,
-    )?;
+    )? {
+        auth::jwt::Verified::Done(principal) => principal,
+        auth::jwt::Verified::NeedsKey(pending) => keys::finish(&pending, x.now).await?,
+    };
     x.record.subject = Some(principal.subject.clone());
     x.record.credential = Some(principal.credential.clone());
     if route.is_signing() {
