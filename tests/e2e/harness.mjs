@@ -10,6 +10,10 @@
 // A file that also tests against SeaweedFS calls useSeaweedFS() first and passes the
 // result to useWorker({ seaweed }): the Worker then has a bucket `seaweed` and a profile
 // `seaweed` (the `default` rules, that bucket) on top of wrangler.toml's settings.
+//
+// useWorker({ vars }) replaces whole variables (AUTH, CORS, ...) for one file, and
+// useWorker({ fullOutput: true }) keeps every line wrangler printed, for files that check
+// the audit log.
 
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes as cryptoRandomBytes } from 'node:crypto';
@@ -53,13 +57,18 @@ const REQUEST_TIMEOUT_MS = 30_000;
 /**
  * Registers before/after hooks that start one Worker for the calling test file and stop
  * it when the file ends. The returned object is filled in by the time tests run:
- * `baseUrl`, `port`, `url(path)`, `output()`.
+ * `baseUrl`, `port`, `url(path)`, `output()` (the last lines wrangler printed).
  *
- * Options (both optional), which replace the BUCKETS and PROFILES variables of
+ * Options (all optional). The first two replace the BUCKETS and PROFILES variables of
  * wrangler.toml with a copy that has more entries, given with `wrangler dev --var`:
  * - `seaweed`: the object useSeaweedFS() returned; adds bucket and profile `seaweed`.
  * - `profiles`: more profiles by name, each a copy of the `default` profile with the
  *   given fields replaced (`{ big: { bucket: 'seaweed', maxSize: 2 ** 40 } }`).
+ * - `vars`: variables by name, each replacing wrangler.toml's whole variable, also with
+ *   `--var` (`{ AUTH: { ...(await wranglerTomlVars()).AUTH, access: {...} } }`). A name
+ *   given here wins over what `seaweed` and `profiles` make of it.
+ * - `fullOutput`: when true, the worker also has `fullOutput()`, every line wrangler has
+ *   printed since it started (its stdout and stderr, in the order they arrived).
  */
 export function useWorker(options = {}) {
   const worker = {};
@@ -94,7 +103,7 @@ export async function startWorker(options = {}) {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group, so stop() reaches workerd too
   });
-  const output = keepLastLines(child);
+  const output = keepLastLines(child, { keepAll: options.fullOutput === true });
   running.set(child, 'SIGKILL');
 
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -103,6 +112,7 @@ export async function startWorker(options = {}) {
     baseUrl,
     url: (pathAndQuery) => new URL(pathAndQuery, baseUrl).href,
     output: () => output.lines.join('\n'),
+    ...(options.fullOutput === true && { fullOutput: () => output.all().join('\n') }),
     stop: async () => {
       await stopGroup(child);
       running.delete(child);
@@ -148,8 +158,21 @@ function wranglerDevArgs(port, inspectorPort, persistDir) {
   ];
 }
 
-/** `--var` arguments that replace BUCKETS and PROFILES, or none without options. */
-async function configVarArgs({ seaweed, profiles = {} }) {
+/** `--var` arguments for the options of useWorker(), or none without them. */
+async function configVarArgs({ seaweed, profiles = {}, vars = {} }) {
+  const args = await storeVarArgs({ seaweed, profiles }, Object.keys(vars));
+  // The Worker reads a variable that is a string as JSON, which is what --var gives.
+  for (const [name, value] of Object.entries(vars)) {
+    args.push('--var', `${name}:${JSON.stringify(value)}`);
+  }
+  return args;
+}
+
+/**
+ * `--var` arguments that replace BUCKETS and PROFILES, or none without options; none for
+ * a variable that `replaced` names.
+ */
+async function storeVarArgs({ seaweed, profiles }, replaced) {
   if (!seaweed && Object.keys(profiles).length === 0) return [];
   const vars = await wranglerTomlVars();
   const buckets = { ...vars.BUCKETS };
@@ -161,15 +184,14 @@ async function configVarArgs({ seaweed, profiles = {} }) {
   for (const [name, fields] of Object.entries(profiles)) {
     allProfiles[name] = { ...vars.PROFILES.default, ...fields };
   }
-  // The Worker reads a variable that is a string as JSON, which is what --var gives.
-  return [
-    '--var', `BUCKETS:${JSON.stringify(buckets)}`,
-    '--var', `PROFILES:${JSON.stringify(allProfiles)}`,
-  ];
+  const made = { BUCKETS: buckets, PROFILES: allProfiles };
+  return Object.entries(made)
+    .filter(([name]) => !replaced.includes(name))
+    .flatMap(([name, value]) => ['--var', `${name}:${JSON.stringify(value)}`]);
 }
 
 /** The [vars] of wrangler.toml, read with wrangler's own parser. */
-async function wranglerTomlVars() {
+export async function wranglerTomlVars() {
   const { experimental_readRawConfig: readRawConfig } = await import('wrangler');
   const { rawConfig } = readRawConfig({ config: path.join(ROOT, 'wrangler.toml') });
   return rawConfig.vars;
@@ -227,16 +249,27 @@ function startupError(reason, worker) {
   return new Error(`${reason}. Last lines of its output:\n${worker.output()}`);
 }
 
-function keepLastLines(child) {
-  const kept = { lines: [] };
+/**
+ * Collects a child's output lines: `lines`, the last OUTPUT_LINES_KEPT, and with
+ * `keepAll`, `all()`, every line so far (with each stream's unfinished last line).
+ */
+function keepLastLines(child, { keepAll = false } = {}) {
+  const every = [];
+  const partials = new Map();
+  const kept = {
+    lines: [],
+    all: () => [...every, ...[...partials.values()].filter(Boolean).map(withoutColour)],
+  };
   for (const stream of [child.stdout, child.stderr]) {
-    let partial = '';
+    partials.set(stream, '');
     stream.setEncoding('utf8');
     stream.on('data', (text) => {
-      const lines = (partial + text).split('\n');
-      partial = lines.pop();
-      kept.lines.push(...lines.map(withoutColour));
+      const lines = (partials.get(stream) + text).split('\n');
+      partials.set(stream, lines.pop());
+      const clean = lines.map(withoutColour);
+      kept.lines.push(...clean);
       kept.lines.splice(0, Math.max(0, kept.lines.length - OUTPUT_LINES_KEPT));
+      if (keepAll) every.push(...clean);
     });
   }
   return kept;
