@@ -27,11 +27,12 @@ export function keySet(keys, extra = []) {
 
 /**
  * Starts an HTTP server on a free port of 127.0.0.1 that serves key sets. Returns
- * `{ port, url(path), publish(path, set, { cacheControl, status }), fetches(path),
- * lastFetchAt(path), stop() }`: `publish` sets what a path answers from now on (a key
- * set, with `Cache-Control: public, max-age=300` unless told otherwise), `fetches` says
- * how many GETs the path has had, and `lastFetchAt` when the last one arrived (ms).
- * Any other path answers 404.
+ * `{ port, url(path), publish(path, set, { cacheControl, status, delayMs }),
+ * fetches(path), lastFetchAt(path), stop() }`: `publish` sets what a path answers from
+ * now on (a key set, with `Cache-Control: public, max-age=300` unless told otherwise,
+ * `delayMs` after the request arrives, as a distant server would), `fetches` says how
+ * many GETs the path has had, and `lastFetchAt` when the last one arrived (ms). Any
+ * other path answers 404.
  */
 export async function startKeyServer() {
   const published = new Map();
@@ -47,7 +48,7 @@ export async function startKeyServer() {
     }
     const headers = { 'content-type': 'application/json' };
     if (answer.cacheControl) headers['cache-control'] = answer.cacheControl;
-    response.writeHead(answer.status, headers).end(answer.body);
+    setTimeout(() => response.writeHead(answer.status, headers).end(answer.body), answer.delayMs);
   });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -58,9 +59,9 @@ export async function startKeyServer() {
   return {
     port,
     url: (path) => `http://127.0.0.1:${port}${path}`,
-    publish(path, set, { cacheControl = 'public, max-age=300', status = 200 } = {}) {
+    publish(path, set, { cacheControl = 'public, max-age=300', status = 200, delayMs = 0 } = {}) {
       const body = typeof set === 'string' ? set : JSON.stringify(set);
-      published.set(path, { body, cacheControl, status });
+      published.set(path, { body, cacheControl, status, delayMs });
     },
     fetches: (path) => seen.get(path)?.fetches ?? 0,
     lastFetchAt: (path) => seen.get(path)?.lastAt ?? null,
