@@ -24,10 +24,18 @@ use crate::config::IssuerKey;
 /// How long a key set fetch may take.
 const FETCH_TIMEOUT_MS: u64 = 5_000;
 
+/// How often a request that finds a fetch under way looks again whether it has ended.
+const WAIT_STEP_MS: u64 = 25;
+
 #[derive(Default)]
 struct Kept {
     set: Option<KeySet>,
     state: Option<CacheState>,
+    /// When the fetch under way began (Unix milliseconds), if one is. Requests that come
+    /// meanwhile wait for its result instead of fetching too, so a burst of tokens with an
+    /// unknown `kid` makes one fetch. (A request cannot await another request's fetch in
+    /// Workers, so they look again every few milliseconds.)
+    fetching_since: Option<i64>,
 }
 
 thread_local! {
@@ -50,6 +58,7 @@ pub async fn finish(
     let seconds = now.timestamp();
     let kid = pending.kid.as_deref();
 
+    wait_for_fetch_under_way(url).await;
     let (known, state) = KEY_SETS.with_borrow(|sets| {
         let kept = sets.get(url);
         let known = kept
@@ -63,17 +72,23 @@ pub async fn finish(
         (known, state)
     });
     if jwks::should_fetch(state, known, seconds, i64::from(*min_refetch_seconds)) {
+        KEY_SETS.with_borrow_mut(|sets| {
+            let kept = sets.entry(url.clone()).or_default();
+            kept.fetching_since = Some(now.timestamp_millis());
+            kept.state = Some(CacheState {
+                last_attempt: Some(seconds),
+                ..state
+            });
+        });
         let fetched = fetch_set(url).await;
         KEY_SETS.with_borrow_mut(|sets| {
             let kept = sets.entry(url.clone()).or_default();
-            let mut state = kept.state.unwrap_or(state);
-            state.last_attempt = Some(seconds);
-            if let Ok((set, max_age)) = fetched {
+            kept.fetching_since = None;
+            if let (Ok((set, max_age)), Some(state)) = (fetched, kept.state.as_mut()) {
                 kept.set = Some(set);
                 state.fetched_at = Some(seconds);
                 state.max_age = max_age;
             }
-            kept.state = Some(state);
         });
     }
 
@@ -89,6 +104,24 @@ pub async fn finish(
     })?;
     let ok = verify_signature(&pending.alg, &key, pending).await?;
     pending.finish(ok, now)
+}
+
+/// Waits while another request fetches this key set, for as long as a fetch may take. A
+/// fetch whose request went away without clearing its mark stops counting after that.
+async fn wait_for_fetch_under_way(url: &str) {
+    let started = KEY_SETS.with_borrow(|sets| sets.get(url).and_then(|k| k.fetching_since));
+    let Some(started) = started else {
+        return;
+    };
+    let give_up = started + i64::try_from(FETCH_TIMEOUT_MS).unwrap_or(5_000);
+    loop {
+        let still = KEY_SETS.with_borrow(|sets| sets.get(url).and_then(|k| k.fetching_since));
+        let now = i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX);
+        if still != Some(started) || now > give_up {
+            return;
+        }
+        Delay::from(Duration::from_millis(WAIT_STEP_MS)).await;
+    }
 }
 
 async fn fetch_set(url: &str) -> Result<(KeySet, u32), String> {
