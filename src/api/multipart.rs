@@ -117,6 +117,15 @@ pub struct CompletePart {
     pub etag: Option<String>,
 }
 
+impl From<CompletePart> for ClientPart {
+    fn from(part: CompletePart) -> Self {
+        Self {
+            part_number: part.part_number,
+            etag: part.etag,
+        }
+    }
+}
+
 /// The answer to `POST /v1/multipart/complete`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Completed {

@@ -89,14 +89,7 @@ pub async fn dispatch(
             let request: multipart::CompleteRequest = json::parse(call.body)?;
             let opened = multipart::open(ctx, &request.token)?;
             note_upload(record, &opened);
-            let parts: Vec<ClientPart> = request
-                .parts
-                .into_iter()
-                .map(|p| ClientPart {
-                    part_number: p.part_number,
-                    etag: p.etag,
-                })
-                .collect();
+            let parts: Vec<ClientPart> = request.parts.into_iter().map(Into::into).collect();
             Ok(Reply::json(
                 200,
                 &multipart::complete(ctx, store, &opened, &parts).await?,

@@ -48,6 +48,19 @@ pub struct Credentials {
     pub session_token: Option<Secret>,
 }
 
+impl Credentials {
+    /// The same credentials in the type `aws-sigv4` signs with.
+    pub(crate) fn for_aws_sigv4(&self) -> AwsCredentials {
+        AwsCredentials::new(
+            self.access_key_id.as_str(),
+            self.secret_access_key.expose(),
+            self.session_token.as_ref().map(|t| t.expose().to_owned()),
+            None,
+            "edge-presigner",
+        )
+    }
+}
+
 /// Where a request goes: scheme and authority, and the path already encoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -112,18 +125,7 @@ pub fn presign(input: &PresignInput<'_>) -> Result<String, PresignError> {
     };
 
     // Canonical request, string to sign and signature, by aws-sigv4.
-    let identity = AwsCredentials::new(
-        input.credentials.access_key_id.as_str(),
-        input.credentials.secret_access_key.expose(),
-        input
-            .credentials
-            .session_token
-            .as_ref()
-            .map(|t| t.expose().to_owned()),
-        None,
-        "edge-presigner",
-    )
-    .into();
+    let identity = input.credentials.for_aws_sigv4().into();
     let params = SigningParams::builder()
         .identity(&identity)
         .region(&input.target.region)

@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use aws_credential_types::Credentials as AwsCredentials;
 use aws_sigv4::http_request::{
     PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
     UriPathNormalizationMode, sign,
@@ -77,17 +76,7 @@ fn signed(
         url.push_str(&query_text);
     }
 
-    let identity = AwsCredentials::new(
-        call.credentials.access_key_id.as_str(),
-        call.credentials.secret_access_key.expose(),
-        call.credentials
-            .session_token
-            .as_ref()
-            .map(|t| t.expose().to_owned()),
-        None,
-        "edge-presigner",
-    )
-    .into();
+    let identity = call.credentials.for_aws_sigv4().into();
     let mut settings = SigningSettings::default();
     settings.percent_encoding_mode = PercentEncodingMode::Single;
     settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
