@@ -236,7 +236,8 @@ function renderKey(template, subject, filename, now) {
   const safeName = cleanFilename(filename);
   const dot = safeName.lastIndexOf('.');
   const values = {
-    subject: encodeURIComponent(subject),
+    // API keys own `~key-<name>`, as in edge-presigner.
+    subject: `~key-${encodeURIComponent(subject)}`,
     uuid: crypto.randomUUID(),
     filename: safeName,
     ext: dot > 0 ? safeName.slice(dot + 1) : '',
@@ -270,7 +271,7 @@ async function signParts(body, subject, env, signer, now, record) {
     throw new ApiError(400, 'invalid_request', 'token is required', 'token');
   }
   const upload = await openToken(token, env, now);
-  if (upload.subject !== subject) {
+  if (upload.subject !== `~key-${subject}`) {
     throw new ApiError(403, 'forbidden', 'this upload belongs to another subject', 'token');
   }
   const profile = env.PROFILES[upload.profile];
