@@ -20,7 +20,7 @@ use crate::policy::Profile;
 use crate::presign::Target;
 use crate::presign::fast::BatchSigner;
 use crate::secret::Secret;
-use crate::store::s3::{self, Call, StoredPart};
+use crate::store::s3::{self, Call, SignError, StoredPart};
 use crate::store::{Store, StoreError, StoreRequest, StoreResponse, Unreachable};
 
 /// The answer to a multipart `POST /v1/uploads`.
@@ -167,6 +167,17 @@ impl Opened<'_> {
             now: ctx.now,
         }
     }
+
+    /// Signs a request about this upload's object, made by `build`, and sends it.
+    async fn ask(
+        &self,
+        ctx: &RequestContext<'_>,
+        store: &impl Store,
+        build: impl FnOnce(Call<'_>) -> Result<StoreRequest, SignError>,
+    ) -> Result<StoreResponse, ApiError> {
+        let request = build(self.call(ctx)).map_err(|e| sign_failure(self.bucket, &e.0))?;
+        send(store, request).await
+    }
 }
 
 fn token_secret<'a>(ctx: &RequestContext<'a>) -> Result<&'a Secret, ApiError> {
@@ -286,9 +297,10 @@ async fn ensure_exists(
     store: &impl Store,
     upload: &Opened<'_>,
 ) -> Result<(), ApiError> {
-    let request = s3::list_parts(upload.call(ctx), &upload.token.upload_id, 0, 1)
-        .map_err(|e| sign_failure(upload.bucket, &e.0))?;
-    let response = send(store, request).await?;
+    let upload_id = &upload.token.upload_id;
+    let response = upload
+        .ask(ctx, store, |call| s3::list_parts(call, upload_id, 0, 1))
+        .await?;
     match s3::parse_list_parts(&response) {
         Ok(_) => Ok(()),
         // A store that cannot list parts (the local R2 store of `wrangler dev`) cannot
@@ -388,9 +400,12 @@ async fn stored_parts(
     let mut parts = Vec::new();
     let mut marker = 0;
     loop {
-        let request = s3::list_parts(upload.call(ctx), &upload.token.upload_id, marker, 1000)
-            .map_err(|e| sign_failure(upload.bucket, &e.0))?;
-        let response = send(store, request).await?;
+        let upload_id = &upload.token.upload_id;
+        let response = upload
+            .ask(ctx, store, |call| {
+                s3::list_parts(call, upload_id, marker, 1000)
+            })
+            .await?;
         let page = match s3::parse_list_parts(&response) {
             Ok(page) => page,
             Err(e) => return Ok(Err(e)),
@@ -460,9 +475,10 @@ pub async fn complete(
         },
     };
 
-    let request = s3::complete(upload.call(ctx), &upload.token.upload_id, &checked)
-        .map_err(|e| sign_failure(upload.bucket, &e.0))?;
-    let response = send(store, request).await?;
+    let upload_id = &upload.token.upload_id;
+    let response = upload
+        .ask(ctx, store, |call| s3::complete(call, upload_id, &checked))
+        .await?;
     let etag = match s3::parse_complete(&response) {
         Ok(etag) => etag,
         Err(e) if e.code == "NoSuchUpload" => {
@@ -489,8 +505,7 @@ async fn size_after_completion(
     store: &impl Store,
     upload: &Opened<'_>,
 ) -> Result<u64, ApiError> {
-    let request = s3::head(upload.call(ctx)).map_err(|e| sign_failure(upload.bucket, &e.0))?;
-    let response = send(store, request).await?;
+    let response = upload.ask(ctx, store, s3::head).await?;
     let (_, size) = s3::parse_head(&response)
         .map_err(store_error)?
         .ok_or_else(|| {
@@ -500,9 +515,7 @@ async fn size_after_completion(
             )
         })?;
     if let Err(error) = upload.profile.check_size(size) {
-        let request =
-            s3::delete(upload.call(ctx)).map_err(|e| sign_failure(upload.bucket, &e.0))?;
-        let response = send(store, request).await?;
+        let response = upload.ask(ctx, store, s3::delete).await?;
         s3::parse_abort(&response).map_err(store_error)?;
         return Err(ApiError::from(error));
     }
@@ -518,8 +531,7 @@ async fn completed_before(
     parts: &[(u32, String)],
     size: Option<u64>,
 ) -> Result<Completed, ApiError> {
-    let request = s3::head(upload.call(ctx)).map_err(|e| sign_failure(upload.bucket, &e.0))?;
-    let response = send(store, request).await?;
+    let response = upload.ask(ctx, store, s3::head).await?;
     let gone = || {
         ApiError::new(
             ErrorCode::Conflict,
@@ -550,9 +562,10 @@ pub async fn abort(
     store: &impl Store,
     upload: &Opened<'_>,
 ) -> Result<(), ApiError> {
-    let request = s3::abort(upload.call(ctx), &upload.token.upload_id)
-        .map_err(|e| sign_failure(upload.bucket, &e.0))?;
-    let response = send(store, request).await?;
+    let upload_id = &upload.token.upload_id;
+    let response = upload
+        .ask(ctx, store, |call| s3::abort(call, upload_id))
+        .await?;
     match s3::parse_abort(&response) {
         Ok(()) => Ok(()),
         Err(e) if e.code == "NoSuchUpload" => Ok(()),
