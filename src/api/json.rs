@@ -52,7 +52,7 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             );
         }
         // A missing field is reported at its parent; name the field itself.
-        let field = match missing_field(message) {
+        let field = match missing_field(message).or_else(|| duplicate_field(message)) {
             Some(name) if path == "." => name.to_owned(),
             Some(name) => format!("{path}.{name}"),
             None => path,
@@ -81,6 +81,11 @@ fn without_position(message: &str) -> &str {
     message
         .rfind(" at line ")
         .map_or(message, |at| &message[..at])
+}
+
+/// The name in serde's "duplicate field `name`".
+fn duplicate_field(message: &str) -> Option<&str> {
+    message.strip_prefix("duplicate field `")?.split('`').next()
 }
 
 /// The name in serde's "missing field `name`".
@@ -134,6 +139,7 @@ mod tests {
             "{}",
             duplicate.message
         );
+        assert_eq!(duplicate.field.as_deref(), Some("size"));
     }
 
     #[test]

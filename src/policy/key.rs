@@ -217,11 +217,15 @@ pub fn validate_key(key: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// Control characters, and the invisible marks that reorder text (used to disguise
-/// `exe.png` as `gnp.exe`).
+/// Control characters, the invisible marks that reorder text (used to disguise
+/// `exe.png` as `gnp.exe`), and invisible spaces that make two names look alike. The
+/// zero-width joiner and non-joiner stay: emoji sequences and several scripts need them.
 fn is_unsafe_char(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{FEFF}')
+        || matches!(
+            c,
+            '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{2060}' | '\u{FEFF}'
+        )
         || ('\u{202A}'..='\u{202E}').contains(&c)
         || ('\u{2066}'..='\u{2069}').contains(&c)
 }

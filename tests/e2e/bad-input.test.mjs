@@ -168,8 +168,6 @@ describe('request bodies that are not a small JSON object', () => {
     ['filename', '"a.png"', '"b.png"'],
     ['size', '1', String(PROFILE_MAX_SIZE * 4)],
   ]) {
-    const todo = 'the Worker names the duplicate only in the message ("the request body: '
-      + `duplicate field \`${field}\`"), with no error.field`;
     storeTest(`a duplicate ${field} key gets 400 naming ${field}`, async () => {
       const request = uploadRequest();
       delete request[field];
@@ -177,7 +175,7 @@ describe('request bodies that are not a small JSON object', () => {
         .replace(/}$/, `,"${field}":${first},"${field}":${second}}`);
 
       assertError(await postRaw(body), 400, 'invalid_request', field);
-    }, { todo });
+    });
   }
 
   storeTest('an unknown field gets 400 naming it', async () => {
@@ -246,16 +244,16 @@ describe('POST /v1/uploads: values out of range', () => {
 });
 
 describe('POST /v1/uploads: invisible and control characters in filenames', () => {
-  const kept = 'the Worker keeps U+200B, U+200C and U+200D in the key (it drops U+FEFF)';
+  // The zero-width joiner and non-joiner are kept on purpose: emoji sequences and several
+  // scripts need them, so they are not in this list.
   const hostile = [
     ['a right-to-left override (U+202E)', 'invoice\u202Egnp.exe', '\u202E'],
     ['a NUL (U+0000)', 'photo\u0000.png', '\u0000'],
-    ['a zero-width space (U+200B)', 'ph\u200Boto.png', '\u200B', kept],
-    ['a zero-width joiner and non-joiner (U+200D, U+200C)', 'ph\u200Do\u200Cto.png',
-      '\u200D\u200C', kept],
+    ['a zero-width space (U+200B)', 'ph\u200Boto.png', '\u200B'],
+    ['a word joiner (U+2060)', 'ph\u2060oto.png', '\u2060'],
     ['a byte order mark (U+FEFF)', '\uFEFFphoto.png', '\uFEFF'],
   ];
-  for (const [label, filename, characters, todo] of hostile) {
+  for (const [label, filename, characters] of hostile) {
     storeTest(`a filename with ${label} is accepted and its key holds none of it`, async () => {
       const response = await createUpload(worker, uploadRequest({ filename }));
 
@@ -266,7 +264,7 @@ describe('POST /v1/uploads: invisible and control characters in filenames', () =
         const message = `key ${JSON.stringify(key)} holds ${JSON.stringify(character)}`;
         assert.ok(!key.includes(character), message);
       }
-    }, todo ? { todo } : {});
+    });
   }
 });
 
