@@ -168,6 +168,16 @@ impl Opened<'_> {
         }
     }
 
+    /// The answer for this upload once the store holds the object.
+    fn completed(&self, etag: String, size: u64) -> Completed {
+        Completed {
+            bucket: self.bucket.store_name.clone(),
+            key: self.token.key.clone(),
+            etag,
+            size,
+        }
+    }
+
     /// Signs a request about this upload's object, made by `build`, and sends it.
     async fn ask(
         &self,
@@ -490,12 +500,7 @@ pub async fn complete(
         Some(size) => size,
         None => size_after_completion(ctx, store, upload).await?,
     };
-    Ok(Completed {
-        bucket: upload.bucket.store_name.clone(),
-        key: upload.token.key.clone(),
-        etag,
-        size,
-    })
+    Ok(upload.completed(etag, size))
 }
 
 /// For a store that cannot list parts: reads the completed object's size, and deletes an
@@ -548,12 +553,7 @@ async fn completed_before(
     if !same_etag || size.is_some_and(|s| s != stored_size) {
         return Err(gone());
     }
-    Ok(Completed {
-        bucket: upload.bucket.store_name.clone(),
-        key: upload.token.key.clone(),
-        etag,
-        size: stored_size,
-    })
+    Ok(upload.completed(etag, stored_size))
 }
 
 /// Aborts an upload. An upload the store no longer has counts as aborted.

@@ -383,14 +383,19 @@ fn multipart_of_zero_bytes_is_400() {
     );
 }
 
-#[test]
-fn client_cut_upload_over_the_limit_is_aborted_at_completion() {
-    let world = World::new();
+/// Creates an upload whose parts the client cuts itself (the `/s3/` routes); its token.
+fn client_cut_upload(world: &World) -> String {
     let me = alice();
     let ctx = world.ctx(&me, now());
     let store = ScriptedStore::answering(vec![created()]);
     let planned = plan(&ctx, &request(MIB)).unwrap();
-    let (_, token) = block_on(create(&ctx, &store, &planned, None)).unwrap();
+    block_on(create(&ctx, &store, &planned, None)).unwrap().1
+}
+
+#[test]
+fn client_cut_upload_over_the_limit_is_aborted_at_completion() {
+    let world = World::new();
+    let token = client_cut_upload(&world);
     // The profile allows 10 MiB; the parts hold 12 MiB.
     let answers = vec![
         parts_page(&[(1, "a", 6 * MIB), (2, "b", 6 * MIB)]),
@@ -405,11 +410,7 @@ fn client_cut_upload_over_the_limit_is_aborted_at_completion() {
 #[test]
 fn client_cut_upload_on_a_store_without_list_parts_is_checked_on_the_object() {
     let world = World::new();
-    let me = alice();
-    let ctx = world.ctx(&me, now());
-    let store = ScriptedStore::answering(vec![created()]);
-    let planned = plan(&ctx, &request(MIB)).unwrap();
-    let (_, token) = block_on(create(&ctx, &store, &planned, None)).unwrap();
+    let token = client_cut_upload(&world);
     let not_implemented = || xml(501, "<Error><Code>NotImplemented</Code></Error>");
     let head = |size: u64| {
         Ok(StoreResponse {
