@@ -11,6 +11,11 @@
 // result to useWorker({ seaweed }): the Worker then has a bucket `seaweed` and a profile
 // `seaweed` (the `default` rules, that bucket) on top of wrangler.toml's settings.
 //
+// A file that breaks the store's answers on purpose also calls useFaultProxy(seaweed)
+// (fault-proxy.mjs) and passes it as useWorker({ seaweed, faultProxy }): the Worker then
+// also has a bucket `seaweed-faults`, the same SeaweedFS bucket reached through the
+// proxy, and a profile `faults` that writes there.
+//
 // useWorker({ vars }) replaces whole variables (AUTH, CORS, ...) for one file, and
 // useWorker({ fullOutput: true }) keeps every line wrangler printed, for files that check
 // the audit log.
@@ -59,9 +64,11 @@ const REQUEST_TIMEOUT_MS = 30_000;
  * it when the file ends. The returned object is filled in by the time tests run:
  * `baseUrl`, `port`, `url(path)`, `output()` (the last lines wrangler printed).
  *
- * Options (all optional). The first two replace the BUCKETS and PROFILES variables of
+ * Options (all optional). The first three replace the BUCKETS and PROFILES variables of
  * wrangler.toml with a copy that has more entries, given with `wrangler dev --var`:
  * - `seaweed`: the object useSeaweedFS() returned; adds bucket and profile `seaweed`.
+ * - `faultProxy`: the object useFaultProxy() returned; adds bucket `seaweed-faults` and
+ *   profile `faults`, which reach the same bucket through the proxy.
  * - `profiles`: more profiles by name, each a copy of the `default` profile with the
  *   given fields replaced (`{ big: { bucket: 'seaweed', maxSize: 2 ** 40 } }`).
  * - `vars`: variables by name, each replacing wrangler.toml's whole variable, also with
@@ -76,6 +83,7 @@ export function useWorker(options = {}) {
     await ensureWorkerBuilt();
     // A file's top-level before() hooks run concurrently: wait for SeaweedFS's port.
     if (options.seaweed) await seaweedStarts.get(options.seaweed);
+    if (options.faultProxy) await options.faultProxy.ready;
     Object.assign(worker, await startWorker(options));
   }, { timeout: 30 * 60 * 1000 });
   after(async () => {
@@ -159,8 +167,8 @@ function wranglerDevArgs(port, inspectorPort, persistDir) {
 }
 
 /** `--var` arguments for the options of useWorker(), or none without them. */
-async function configVarArgs({ seaweed, profiles = {}, vars = {} }) {
-  const args = await storeVarArgs({ seaweed, profiles }, Object.keys(vars));
+async function configVarArgs({ seaweed, faultProxy, profiles = {}, vars = {} }) {
+  const args = await storeVarArgs({ seaweed, faultProxy, profiles }, Object.keys(vars));
   // The Worker reads a variable that is a string as JSON, which is what --var gives.
   for (const [name, value] of Object.entries(vars)) {
     args.push('--var', `${name}:${JSON.stringify(value)}`);
@@ -172,7 +180,7 @@ async function configVarArgs({ seaweed, profiles = {}, vars = {} }) {
  * `--var` arguments that replace BUCKETS and PROFILES, or none without options; none for
  * a variable that `replaced` names.
  */
-async function storeVarArgs({ seaweed, profiles }, replaced) {
+async function storeVarArgs({ seaweed, faultProxy, profiles }, replaced) {
   if (!seaweed && Object.keys(profiles).length === 0) return [];
   const vars = await wranglerTomlVars();
   const buckets = { ...vars.BUCKETS };
@@ -180,6 +188,11 @@ async function storeVarArgs({ seaweed, profiles }, replaced) {
   if (seaweed) {
     buckets[SEAWEED_BUCKET_SETTING] = seaweedBucketSettings(seaweed);
     allProfiles[SEAWEED_PROFILE] = { ...vars.PROFILES.default, bucket: SEAWEED_BUCKET_SETTING };
+  }
+  if (seaweed && faultProxy) {
+    const endpoint = faultProxy.endpoint;
+    buckets[FAULTS_BUCKET_SETTING] = { ...seaweedBucketSettings(seaweed), endpoint };
+    allProfiles[FAULTS_PROFILE] = { ...vars.PROFILES.default, bucket: FAULTS_BUCKET_SETTING };
   }
   for (const [name, fields] of Object.entries(profiles)) {
     allProfiles[name] = { ...vars.PROFILES.default, ...fields };
@@ -395,6 +408,9 @@ export const SEAWEED_REGION = 'us-east-1';
 /** The bucket's name in the Worker's BUCKETS, and the profile that writes to it. */
 export const SEAWEED_BUCKET_SETTING = 'seaweed';
 export const SEAWEED_PROFILE = 'seaweed';
+/** The same bucket reached through the fault proxy, and the profile that writes there. */
+export const FAULTS_BUCKET_SETTING = 'seaweed-faults';
+export const FAULTS_PROFILE = 'faults';
 
 const WEED = path.join(ROOT, '.venv/bin/weed'); // scripts/setup --seaweedfs puts it there
 const SEAWEED_LOCK = path.join(ROOT, 'target/.e2e-seaweedfs.lock');
