@@ -1,6 +1,8 @@
 //! The store reached with the Worker's `fetch`, with the retries of
 //! [`crate::store::retry`] and a time limit on each attempt.
 
+use std::future::Future;
+use std::pin::pin;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
@@ -23,10 +25,10 @@ impl Store for FetchStore {
             let outcome = attempt_once(&request).await;
             let seen = match &outcome {
                 Ok(response) => Attempt::Answered(response.status),
-                Err(_) => Attempt::NoAnswer,
+                Err(failure) => failure.kind,
             };
             if !should_retry(attempt, request.idempotent, seen) {
-                return outcome;
+                return outcome.map_err(|failure| failure.unreachable);
             }
             Delay::from(Duration::from_millis(backoff_ms(attempt, self.jitter))).await;
             attempt += 1;
@@ -34,11 +36,31 @@ impl Store for FetchStore {
     }
 }
 
-async fn attempt_once(request: &StoreRequest) -> Result<StoreResponse, Unreachable> {
-    let unreachable = |e: worker::Error| Unreachable(e.to_string());
+/// An attempt without a whole answer: why, and the detail for the log.
+struct Failure {
+    kind: Attempt,
+    unreachable: Unreachable,
+}
+
+fn no_answer(error: worker::Error) -> Failure {
+    Failure {
+        kind: Attempt::NoAnswer,
+        unreachable: Unreachable(error.to_string()),
+    }
+}
+
+fn timed_out(controller: AbortController, what: &str) -> Failure {
+    controller.abort();
+    Failure {
+        kind: Attempt::TimedOut,
+        unreachable: Unreachable(format!("{what} within {ATTEMPT_TIMEOUT_MS} ms")),
+    }
+}
+
+async fn attempt_once(request: &StoreRequest) -> Result<StoreResponse, Failure> {
     let headers = Headers::new();
     for (name, value) in &request.headers {
-        headers.set(name, value).map_err(unreachable)?;
+        headers.set(name, value).map_err(no_answer)?;
     }
     let mut init = RequestInit::new();
     init.with_method(Method::from(request.method.to_owned()))
@@ -46,21 +68,14 @@ async fn attempt_once(request: &StoreRequest) -> Result<StoreResponse, Unreachab
     if !request.body.is_empty() {
         init.with_body(Some(Uint8Array::from(request.body.as_slice()).into()));
     }
-    let fetch = Fetch::Request(Request::new_with_init(&request.url, &init).map_err(unreachable)?);
+    let fetch = Fetch::Request(Request::new_with_init(&request.url, &init).map_err(no_answer)?);
 
     let controller = AbortController::default();
     let signal = controller.signal();
-    let sending = Box::pin(fetch.send_with_signal(&signal));
-    let timeout = Box::pin(Delay::from(Duration::from_millis(ATTEMPT_TIMEOUT_MS)));
-    let mut response = match select(sending, timeout).await {
-        Either::Left((result, _)) => result.map_err(unreachable)?,
-        Either::Right(((), _)) => {
-            controller.abort();
-            return Err(Unreachable(format!(
-                "no answer within {ATTEMPT_TIMEOUT_MS} ms"
-            )));
-        }
+    let Some(sent) = within_time_limit(fetch.send_with_signal(&signal)).await else {
+        return Err(timed_out(controller, "no answer"));
     };
+    let mut response = sent.map_err(no_answer)?;
 
     let status = response.status_code();
     let headers = response
@@ -71,11 +86,20 @@ async fn attempt_once(request: &StoreRequest) -> Result<StoreResponse, Unreachab
     let body = if request.method == "HEAD" {
         Vec::new()
     } else {
-        response.bytes().await.map_err(unreachable)?
+        response.bytes().await.map_err(no_answer)?
     };
     Ok(StoreResponse {
         status,
         headers,
         body,
     })
+}
+
+/// `work`'s output, or `None` when it takes longer than [`ATTEMPT_TIMEOUT_MS`].
+async fn within_time_limit<T>(work: impl Future<Output = T>) -> Option<T> {
+    let timeout = Delay::from(Duration::from_millis(ATTEMPT_TIMEOUT_MS));
+    match select(pin!(work), pin!(timeout)).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(((), _)) => None,
+    }
 }

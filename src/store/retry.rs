@@ -4,6 +4,11 @@
 //! may be retried after it. A network error or another 5xx may come after the store
 //! acted, so only requests that are safe to repeat are retried then. Waits grow
 //! exponentially with jitter, as AWS recommends.
+//!
+//! An attempt that ran out of time is not tried again: a store that slow is likely to be
+//! as slow the next time, and the caller would wait two or three time limits for the same
+//! `503`. So one call to the store takes at most about one time limit plus the quick
+//! failures before it.
 //! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance-design-patterns.html>
 
 /// How many times a request is sent at most.
@@ -15,8 +20,10 @@ pub const ATTEMPT_TIMEOUT_MS: u64 = 10_000;
 /// What happened to one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {
-    /// No answer: connection refused or reset, or the attempt timed out.
+    /// No answer: the connection was refused or closed.
     NoAnswer,
+    /// No answer within [`ATTEMPT_TIMEOUT_MS`].
+    TimedOut,
     /// The store answered with this status.
     Answered(u16),
 }
@@ -30,6 +37,7 @@ pub fn should_retry(attempt: u32, idempotent: bool, outcome: Attempt) -> bool {
         Attempt::Answered(503) => true,
         Attempt::Answered(status) => idempotent && status >= 500,
         Attempt::NoAnswer => idempotent,
+        Attempt::TimedOut => false,
     }
 }
 
@@ -55,6 +63,12 @@ mod tests {
         assert!(should_retry(2, true, Attempt::Answered(500)));
         assert!(!should_retry(1, false, Attempt::NoAnswer));
         assert!(!should_retry(1, false, Attempt::Answered(500)));
+    }
+
+    #[test]
+    fn an_attempt_that_ran_out_of_time_is_not_tried_again() {
+        assert!(!should_retry(1, true, Attempt::TimedOut));
+        assert!(!should_retry(1, false, Attempt::TimedOut));
     }
 
     #[test]
