@@ -5,9 +5,10 @@ use std::future::Future;
 use std::pin::pin;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use worker::js_sys::Uint8Array;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
 use crate::store::retry::{ATTEMPT_TIMEOUT_MS, Attempt, backoff_ms, should_retry};
 use crate::store::{Store, StoreRequest, StoreResponse, Unreachable};
@@ -86,13 +87,33 @@ async fn attempt_once(request: &StoreRequest) -> Result<StoreResponse, Failure> 
     let body = if request.method == "HEAD" {
         Vec::new()
     } else {
-        response.bytes().await.map_err(no_answer)?
+        read_body(&mut response, controller).await?
     };
     Ok(StoreResponse {
         status,
         headers,
         body,
     })
+}
+
+/// Reads the whole body, each piece within the time limit: a store that stops sending
+/// midway would otherwise hold the request until the client gives up.
+async fn read_body(
+    response: &mut Response,
+    controller: AbortController,
+) -> Result<Vec<u8>, Failure> {
+    let Ok(mut stream) = response.stream() else {
+        // No stream to read: the body is empty or already whole.
+        return response.bytes().await.map_err(no_answer);
+    };
+    let mut body = Vec::new();
+    loop {
+        match within_time_limit(stream.next()).await {
+            Some(Some(piece)) => body.extend(piece.map_err(no_answer)?),
+            Some(None) => return Ok(body),
+            None => return Err(timed_out(controller, "the answer's body stopped coming")),
+        }
+    }
 }
 
 /// `work`'s output, or `None` when it takes longer than [`ATTEMPT_TIMEOUT_MS`].

@@ -14,7 +14,9 @@
 /// How many times a request is sent at most.
 pub const MAX_ATTEMPTS: u32 = 3;
 
-/// How long one attempt may take before it counts as a network error, in milliseconds.
+/// How long the store may take to begin its answer, and then to send each next piece of
+/// the answer's body, in milliseconds. A limit between pieces rather than on the whole
+/// lets a store that sends an answer slowly but steadily finish it.
 pub const ATTEMPT_TIMEOUT_MS: u64 = 10_000;
 
 /// What happened to one attempt.
@@ -22,7 +24,7 @@ pub const ATTEMPT_TIMEOUT_MS: u64 = 10_000;
 pub enum Attempt {
     /// No answer: the connection was refused or closed.
     NoAnswer,
-    /// No answer within [`ATTEMPT_TIMEOUT_MS`].
+    /// No answer, or not all of it, within [`ATTEMPT_TIMEOUT_MS`].
     TimedOut,
     /// The store answered with this status.
     Answered(u16),
