@@ -116,6 +116,12 @@ fn signed(
 }
 
 /// CreateMultipartUpload, with the object's content type and metadata.
+///
+/// It is retried after a network error or a 5xx like the requests that are safe to
+/// repeat. When the store did act on a try whose answer was lost, the store keeps an
+/// upload with no parts that nothing refers to: the client's own retry of
+/// `POST /v1/uploads` would leave the same, and a lifecycle rule (or R2's default of
+/// seven days) removes it. Not retrying would only turn one lost answer into an error.
 pub fn create_multipart(
     call: Call<'_>,
     content_type: &str,
@@ -125,7 +131,7 @@ pub fn create_multipart(
     for (name, value) in metadata {
         headers.push((format!("x-amz-meta-{name}"), value.clone()));
     }
-    signed(call, "POST", &[("uploads", "")], headers, Vec::new(), false)
+    signed(call, "POST", &[("uploads", "")], headers, Vec::new(), true)
 }
 
 /// Reads the upload id from CreateMultipartUpload's answer.

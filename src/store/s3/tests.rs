@@ -87,17 +87,21 @@ fn non_xml_answers_are_reported_as_malformed() {
     assert_eq!(parse_create(&gateway).unwrap_err().code, "HTTP 502");
 }
 
-#[test]
-fn requests_are_signed_in_the_header_with_the_body_hash() {
-    let (target, credentials) = call_parts();
-    let call = Call {
-        target: &target,
-        credentials: &credentials,
+fn call_at_noon<'a>(target: &'a Target, credentials: &'a Credentials) -> Call<'a> {
+    Call {
+        target,
+        credentials,
         now: Utc
             .with_ymd_and_hms(2026, 1, 15, 12, 0, 0)
             .single()
             .unwrap(),
-    };
+    }
+}
+
+#[test]
+fn requests_are_signed_in_the_header_with_the_body_hash() {
+    let (target, credentials) = call_parts();
+    let call = call_at_noon(&target, &credentials);
     let request = complete(call, "up/1", &[(1, "\"e1\"".into()), (2, "\"e2\"".into())]).unwrap();
     assert_eq!(
         request.url,
@@ -138,4 +142,21 @@ fn head_answers_say_whether_the_object_exists() {
         ..StoreResponse::default()
     };
     assert_eq!(parse_head(&missing).unwrap(), None);
+}
+
+#[test]
+fn every_call_of_the_signer_may_be_sent_again_after_a_network_error_or_a_500() {
+    let (target, credentials) = call_parts();
+    let call = call_at_noon(&target, &credentials);
+    let requests = [
+        create_multipart(call, "image/png", &[]).unwrap(),
+        list_parts(call, "up", 0, 1000).unwrap(),
+        complete(call, "up", &[(1, "\"e1\"".into())]).unwrap(),
+        abort(call, "up").unwrap(),
+        head(call).unwrap(),
+        delete(call).unwrap(),
+    ];
+    for request in requests {
+        assert!(request.idempotent, "{} {}", request.method, request.url);
+    }
 }
