@@ -355,11 +355,18 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(200, b"", [("etag", etag)])
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # workerd opens a connection for each call it makes at the same time. With the default
+    # listen backlog of 5, a burst of them overflows it, and each dropped connection
+    # waits a second for its SYN to be sent again.
+    request_queue_size = 1024
+
+
 def main():
     port, access_key, secret_key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     Handler.credentials = (access_key, secret_key)
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", port), Handler)
     print(f"s3stub listening on 127.0.0.1:{port}", flush=True)
     server.serve_forever()
 
