@@ -134,7 +134,10 @@ class Totals:
         for kind, expected, got, count in message["unexpected"]:
             merged["unexpected"] += count
             self.unexpected[(kind, expected, got)] += count
-        self.samples += message["samples"][:max(0, 10 - len(self.samples))]
+        for sample in message["samples"]:
+            seen = {(x["kind"], x["got"]) for x in self.samples}
+            if len(self.samples) < 10 and (sample["kind"], sample["got"]) not in seen:
+                self.samples.append(sample)
         merged["checks"].update(message["checks"])
         self.checks.update(message["checks"])
 

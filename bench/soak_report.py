@@ -86,7 +86,7 @@ def markdown(r):
         out.append(table(["request", "expected", "got", "count"],
                          [(kind_name(u["kind"]), u["expected"], u["got"], u["count"])
                           for u in t["unexpected"]]))
-        out += ["", "First answers of those:", ""]
+        out += ["", "The first answer of each kind:", ""]
         out += [f"- {kind_name(x['kind'])}: {x['got']} `{x['body'][:200]}`"
                 for x in t["unexpected_samples"]]
 
