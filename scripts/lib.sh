@@ -38,3 +38,17 @@ use_project_node() {
     export WRANGLER_SEND_ERROR_REPORTS=false
     export CLOUDFLARE_CF_FETCH_ENABLED=false
 }
+
+# bench/.venv with the pinned Python packages of bench/requirements.txt (matplotlib, for
+# the charts of scripts/bench and scripts/soak), made again when that file changes.
+BENCH_VENV="$ROOT/bench/.venv"
+ensure_bench_python() {
+    if [[ ! -x $BENCH_VENV/bin/python ]] ||
+        ! cmp -s "$ROOT/bench/requirements.txt" "$BENCH_VENV/requirements.txt"; then
+        say "installing matplotlib into bench/.venv"
+        python3 -m venv "$BENCH_VENV"
+        "$BENCH_VENV/bin/pip" install --quiet --disable-pip-version-check \
+            -r "$ROOT/bench/requirements.txt"
+        cp "$ROOT/bench/requirements.txt" "$BENCH_VENV/requirements.txt"
+    fi
+}
