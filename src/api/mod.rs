@@ -284,6 +284,15 @@ mod tests {
         assert!(error.headers.contains(&("allow", "POST".to_owned())));
     }
 
+    #[test]
+    fn method_without_a_route_answers_405_even_where_get_is_served() {
+        for method in ["QUERY", "PROPFIND", "get"] {
+            let error = resolve(method, "/v1/health").unwrap_err();
+            assert_eq!(error.status(), 405, "{method}");
+            assert!(error.headers.contains(&("allow", "GET".to_owned())));
+        }
+    }
+
     /// `openapi.yaml` and the route table list the same routes with the same methods.
     #[test]
     fn openapi_document_and_route_table_agree() {

@@ -87,7 +87,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
 }
 
 async fn handle(mut req: Request, env: &Env, x: &mut Exchange) -> Result<Reply, ApiError> {
-    let method = req.method().to_string();
+    // The method as sent: `worker::Method` turns any method it does not name (QUERY, say)
+    // into GET, which would answer it as a GET instead of 405.
+    let method = req.inner().method();
     let path = req.path();
     let config = config(env);
     if let Ok(config) = &config {
