@@ -118,6 +118,9 @@ export declare class UploadError extends Error {
     | 'network'
     | 'store_error'
     | 'etag_unreadable'
+    /** A single PUT was sent again after its answer was lost, and the store refused it
+     * (412) because an object is now at the key: most likely this file. */
+    | 'exists_after_lost_answer'
     | 'size_mismatch'
     | 'canceled'
     | 'client_error'

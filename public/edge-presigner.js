@@ -568,9 +568,20 @@ export class Upload extends EventTarget {
   async #sendSingle(signal) {
     const plan = this.#plan;
     const body = this.file.slice(0, this.file.size); // a Blob without type: no implicit content-type
+    // A try that ends without an answer may still have stored the file. With
+    // `If-None-Match: *` signed, the next try then gets 412 because an object is there:
+    // most likely this file, but the page cannot tell it from another upload to the same
+    // key, so it says exactly that instead of claiming success or a plain failure.
+    let answerLost = false;
     const response = await this.#withRetries(signal, 'the upload', async () => {
       const headers = headersToSend(plan.headers, body.size);
-      return this.#put(plan.url, body, headers, 0, signal);
+      try {
+        return await this.#put(plan.url, body, headers, 0, signal);
+      } catch (error) {
+        if (error.status === 412 && answerLost) throw existsAfterLostAnswer(plan.key, error);
+        if (error.code === 'network') answerLost = true;
+        throw error;
+      }
     });
     const etag = response.etag ?? undefined; // readable only where the CORS rule exposes it
     return { type: 'single', bucket: plan.bucket, key: plan.key, size: this.file.size, etag };
@@ -782,6 +793,16 @@ function sendXhr({ url, body, headers, signal, onProgress }) {
     signal.addEventListener('abort', onAbort, { once: true });
     xhr.send(body);
   });
+}
+
+function existsAfterLostAnswer(key, cause) {
+  return new UploadError(
+    'exists_after_lost_answer',
+    `An earlier try's answer was lost and the store now holds an object at ${key}. It is ` +
+      'most likely this file, stored by that try (the key has a unique part when the ' +
+      "profile's key template uses {uuid}); the store refuses to overwrite it.",
+    { status: 412, cause },
+  );
 }
 
 function storeError(xhr) {

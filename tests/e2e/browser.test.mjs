@@ -149,6 +149,35 @@ test('a part request that fails once is sent again and the upload completes', as
   await page.context().close();
 });
 
+test('a single PUT whose answer is lost is sent again, and the 412 that follows says the object is most likely stored', async (t) => {
+  const source = randomFile(files, 'lost-answer.bin', 64 * 1024);
+  const page = await newPage(chromium.browser);
+  let lost = 0;
+  // The first PUT reaches the store, which stores the file; the page never hears back.
+  await page.route(
+    (url) => url.searchParams.has('X-Amz-Signature') && !url.searchParams.has('uploadId'),
+    async (route) => {
+      if (route.request().method() !== 'PUT' || lost > 0) return route.continue();
+      lost += 1;
+      const answer = await route.fetch();
+      assert.equal(answer.status(), 200, 'the store took the first try');
+      return route.abort('connectionreset');
+    },
+  );
+  await openDemo(page, '?retryDelayMs=200');
+
+  await page.setInputFiles('#file-input', source.path);
+  const row = await finalRow(page, source.name);
+
+  assert.equal(lost, 1);
+  assert.equal(row.state, 'failed', row.result);
+  assert.match(row.result, /answer was lost/);
+  assert.match(row.result, /most likely this file/);
+  assert.deepEqual(await storedObject(worker, row.key), { size: source.size, sha256: source.sha256 });
+  t.diagnostic(row.result);
+  await page.context().close();
+});
+
 test('a part answer without a readable ETag fails the upload with a message about the bucket CORS rule', async () => {
   const source = randomFile(files, 'no-etag.bin', 9 * MiB); // 2 parts
   const page = await newPage(chromium.browser);
