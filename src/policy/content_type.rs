@@ -55,8 +55,11 @@ impl ContentTypeRule {
 
 /// Checks a declared content type and gives its essence, lowercased `type/subtype`.
 ///
-/// Parameters after `;` are allowed if they are printable ASCII; they are kept in the
-/// signed value but do not take part in matching.
+/// Parameters after `;` must each be `name=value`, the value a token or a quoted string
+/// (RFC 9110 section 5.6.6); they are kept in the signed value but do not take part in
+/// matching. A comma is refused anywhere: the store sends the value back as it was
+/// signed, and a browser reads `image/png; a=b, text/html` as a list whose last type,
+/// `text/html`, wins, which would let a page through a profile that allows only images.
 pub fn essence(declared: &str) -> Result<String, String> {
     if declared.len() > 255 {
         return Err("is longer than 255 characters".to_owned());
@@ -64,7 +67,23 @@ pub fn essence(declared: &str) -> Result<String, String> {
     if !declared.bytes().all(|b| (0x20..0x7F).contains(&b)) {
         return Err("may only contain printable ASCII characters".to_owned());
     }
-    let media_type = declared.split(';').next().unwrap_or_default().trim();
+    if declared.contains(',') {
+        return Err(
+            "must not contain a comma: browsers read a comma-separated content type as a \
+             list of types"
+                .to_owned(),
+        );
+    }
+    let mut pieces = declared.split(';');
+    let media_type = pieces.next().unwrap_or_default().trim();
+    if let Some(bad) = pieces
+        .map(str::trim)
+        .find(|p| !p.is_empty() && !is_parameter(p))
+    {
+        return Err(format!(
+            "has a parameter `{bad}` that is not of the form name=value"
+        ));
+    }
     let (top, sub) = media_type
         .split_once('/')
         .ok_or_else(|| "is not of the form type/subtype".to_owned())?;
@@ -75,6 +94,19 @@ pub fn essence(declared: &str) -> Result<String, String> {
         return Err("must name one type, not a pattern with `*`".to_owned());
     }
     Ok(media_type.to_ascii_lowercase())
+}
+
+/// RFC 9110 `parameter`: a token name, `=`, and a token or a quoted string (printable
+/// ASCII without escapes).
+fn is_parameter(text: &str) -> bool {
+    let Some((name, value)) = text.split_once('=') else {
+        return false;
+    };
+    let quoted = value.len() >= 2
+        && value.starts_with('"')
+        && value.ends_with('"')
+        && !value[1..value.len() - 1].contains(['"', '\\']);
+    is_token(name) && (is_token(value) || quoted)
 }
 
 /// RFC 9110 `token`: one or more of `!#$%&'*+-.^_`|~`, digits and letters.
@@ -124,6 +156,44 @@ mod tests {
             "é/x",
         ] {
             assert!(essence(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_comma_cannot_smuggle_a_second_type_past_the_profile() {
+        for smuggled in [
+            "image/png; a=b, text/html",
+            "text/plain; charset=utf-8, text/html",
+            "image/png,text/html",
+            "image/png; a=\"b, text/html\"",
+        ] {
+            let message = essence(smuggled).unwrap_err();
+            assert!(message.contains("comma"), "{smuggled:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn parameters_must_be_name_equals_token_or_quoted_string() {
+        for good in [
+            "text/plain; charset=utf-8",
+            "text/plain;charset=UTF-8",
+            "text/plain; charset=\"utf-8\"",
+            "multipart/mixed; boundary=\"a b:c\"",
+            "text/plain;",
+        ] {
+            assert_eq!(
+                essence(good).unwrap(),
+                good.split(';').next().unwrap().to_ascii_lowercase()
+            );
+        }
+        for bad in [
+            "text/plain; charset",
+            "text/plain; =utf-8",
+            "text/plain; charset=utf 8",
+            "text/plain; a=\"b\"c\"",
+            "text/plain; a=\"b\\\"",
+        ] {
+            assert!(essence(bad).unwrap_err().contains("parameter"), "{bad:?}");
         }
     }
 
