@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use crate::auth::AuthError;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, NotLoopback};
 use crate::policy::PolicyError;
 
 /// The kinds of error of `API.md`, each with one status and one code.
@@ -209,6 +209,20 @@ impl From<ConfigError> for ApiError {
             ),
         )
         .with_log_detail(error.to_string())
+    }
+}
+
+impl From<NotLoopback> for ApiError {
+    fn from(error: NotLoopback) -> Self {
+        Self::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "bucket `{}` is the local R2 store of `wrangler dev`, reachable only when the \
+                 signer is called on a loopback host (localhost, 127.0.0.1, [::1]); this \
+                 request came to `{}`",
+                error.bucket, error.host
+            ),
+        )
     }
 }
 

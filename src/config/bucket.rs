@@ -14,6 +14,8 @@
 //! - `local-r2`: the bucket that `wrangler dev` serves at
 //!   `<the Worker's own origin>/cdn-cgi/local/r2/s3`. It only works on a loopback host.
 
+use std::net::Ipv4Addr;
+
 use http::Uri;
 
 use super::settings::BucketSettings;
@@ -103,11 +105,29 @@ impl RequestOrigin {
         Ok(Self { endpoint })
     }
 
-    /// Whether the host is `localhost` or a loopback address.
+    /// Whether the host is `localhost` or a loopback address (`127.0.0.0/8`, `[::1]`).
+    /// A name that merely starts with `127.` (`127.0.0.1.example.com`) is not.
     pub fn is_loopback(&self) -> bool {
         let host = self.endpoint.host();
-        host == "localhost" || host.starts_with("127.") || host == "[::1]"
+        host == "localhost"
+            || host == "[::1]"
+            || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
     }
+
+    /// The host, as the request named it.
+    pub fn host(&self) -> &str {
+        self.endpoint.host()
+    }
+}
+
+/// A `local-r2` bucket asked for by a request that did not come to a loopback host: that
+/// store exists only under `wrangler dev`, at the Worker's own loopback origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotLoopback {
+    /// The bucket's name in the configuration.
+    pub bucket: String,
+    /// The host the request came to.
+    pub host: String,
 }
 
 /// A bucket the signer writes to.
@@ -216,7 +236,7 @@ impl Bucket {
     }
 
     /// The URL of an object, with the key encoded once.
-    pub fn target(&self, key: &str, origin: &RequestOrigin) -> Result<Target, ConfigError> {
+    pub fn target(&self, key: &str, origin: &RequestOrigin) -> Result<Target, NotLoopback> {
         let local;
         let endpoint = match &self.endpoint {
             Some(endpoint) => endpoint,
@@ -228,10 +248,10 @@ impl Bucket {
                 &local
             }
             None => {
-                return Err(ConfigError::new(
-                    format!("BUCKETS.{}.provider", self.name),
-                    "local-r2 works only under `wrangler dev` on a loopback host",
-                ));
+                return Err(NotLoopback {
+                    bucket: self.name.clone(),
+                    host: origin.host().to_owned(),
+                });
             }
         };
 

@@ -20,7 +20,7 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
-pub use bucket::{Bucket, Endpoint, Provider, RequestOrigin};
+pub use bucket::{Bucket, Endpoint, NotLoopback, Provider, RequestOrigin};
 pub use settings::{ApiKeySettings, CorsSettings, JwtIssuerSettings};
 
 use crate::policy::Profile;

@@ -159,11 +159,17 @@ fn bucket_urls_follow_each_providers_addressing() {
 }
 
 #[test]
-fn local_r2_refuses_a_public_host() {
+fn local_r2_refuses_a_public_host_and_names_it() {
     let config = Config::load(&fixture()).unwrap();
     let public = RequestOrigin::parse("https://signer.example.com/v1/uploads").unwrap();
     let error = config.buckets["dev"].target("k", &public).unwrap_err();
-    assert_eq!(error.setting, "BUCKETS.dev.provider");
+    assert_eq!(
+        error,
+        NotLoopback {
+            bucket: "dev".to_owned(),
+            host: "signer.example.com".to_owned()
+        }
+    );
 }
 
 #[test]
@@ -202,10 +208,11 @@ fn request_origin_ignores_path_and_query() {
 }
 
 #[test]
-fn loopback_origins_are_recognised() {
+fn loopback_origins_are_recognised_and_names_that_start_with_127_are_not() {
     for url in [
         "http://localhost:8787/",
         "http://127.0.0.1:1/",
+        "http://127.1.2.3/",
         "http://[::1]:8787/",
     ] {
         assert!(RequestOrigin::parse(url).unwrap().is_loopback(), "{url}");
@@ -214,6 +221,9 @@ fn loopback_origins_are_recognised() {
         "https://example.com/",
         "http://localhost.evil.com/",
         "http://10.0.0.1/",
+        "http://127.0.0.1.nip.io/",
+        "http://127.evil.com/",
+        "http://127.0.0.1.example.com:8787/",
     ] {
         assert!(!RequestOrigin::parse(url).unwrap().is_loopback(), "{url}");
     }
