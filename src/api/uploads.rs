@@ -39,7 +39,7 @@ pub struct CreateUploadRequest {
     /// Base64 of the SHA-256 of the body, for the store to check.
     pub checksum_sha256: Option<String>,
     /// User metadata to store with the object.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "map_without_duplicates")]
     pub metadata: BTreeMap<String, String>,
     /// Ask for a multipart upload whatever the size.
     #[serde(default)]
@@ -50,6 +50,43 @@ pub struct CreateUploadRequest {
 
 fn default_profile() -> String {
     "default".to_owned()
+}
+
+/// Reads a JSON object of strings, refusing a name given twice: a map would keep the last
+/// value silently, and the client may have meant the first.
+pub(crate) fn map_without_duplicates<'de, D>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Entries;
+
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("an object whose values are strings")
+        }
+
+        fn visit_map<A>(self, mut entries: A) -> Result<Self::Value, A::Error>
+        where
+            A: serde::de::MapAccess<'de>,
+        {
+            let mut map = BTreeMap::new();
+            while let Some((name, value)) = entries.next_entry::<String, String>()? {
+                if map.contains_key(&name) {
+                    return Err(serde::de::Error::custom(format!(
+                        "duplicate field `{name}`"
+                    )));
+                }
+                map.insert(name, value);
+            }
+            Ok(map)
+        }
+    }
+
+    deserializer.deserialize_map(Entries)
 }
 
 /// The answer for an upload that fits in one request.

@@ -217,7 +217,14 @@ impl Profile {
                     problem: "is set by the profile and cannot be changed".to_owned(),
                 });
             }
-            merged.insert(lower, value.clone());
+            // Names are stored lowercase, so `A` and `a` would be one header and one of
+            // the two values would be lost.
+            if merged.insert(lower, value.clone()).is_some() {
+                return Err(PolicyError::Metadata {
+                    name: name.clone(),
+                    problem: "is given twice: names are case-insensitive".to_owned(),
+                });
+            }
         }
         let total: usize = merged.iter().map(|(k, v)| k.len() + v.len()).sum();
         if total > MAX_METADATA_BYTES {
@@ -229,8 +236,8 @@ impl Profile {
     }
 }
 
-/// A metadata name is lowercase letters, digits, `-` and `_`; a value is printable ASCII
-/// (S3 stores other characters in ways that differ between stores).
+/// A metadata name (lowercased) is letters, digits, `-` and `_`; a value is printable
+/// ASCII (S3 stores other characters in ways that differ between stores).
 fn check_metadata_entry(name: &str, value: &str) -> Result<(), String> {
     let name_ok = !name.is_empty()
         && name.len() <= 128
@@ -238,7 +245,7 @@ fn check_metadata_entry(name: &str, value: &str) -> Result<(), String> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !name_ok {
-        return Err("names must be 1 to 128 lowercase letters, digits, `-` or `_`".to_owned());
+        return Err("names must be 1 to 128 letters, digits, `-` or `_`".to_owned());
     }
     if !value.bytes().all(|b| (0x20..0x7F).contains(&b)) {
         return Err("values may only contain printable ASCII characters".to_owned());

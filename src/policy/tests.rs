@@ -78,6 +78,20 @@ fn client_metadata_is_merged_and_cannot_replace_the_profiles() {
 }
 
 #[test]
+fn metadata_names_that_differ_only_in_case_are_refused_not_merged() {
+    let p = profile();
+    let request = BTreeMap::from([
+        ("A".to_owned(), "1".to_owned()),
+        ("a".to_owned(), "2".to_owned()),
+    ]);
+    let error = p.metadata_for(&request).unwrap_err();
+    assert!(
+        matches!(&error, PolicyError::Metadata { problem, .. } if problem.contains("twice")),
+        "{error:?}"
+    );
+}
+
+#[test]
 fn malformed_or_oversized_metadata_is_refused() {
     let p = profile();
     for (name, value) in [("bad name", "x"), ("ok", "é"), ("ok", "a\nb"), ("", "x")] {

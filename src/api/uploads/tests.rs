@@ -190,3 +190,13 @@ fn content_type_is_required() {
         (400, Some("contentType"))
     );
 }
+
+#[test]
+fn a_metadata_name_given_twice_is_refused_and_named() {
+    let body = br#"{"filename": "a.png", "contentType": "image/png", "size": 1,
+                    "metadata": {"caption": "one", "caption": "two"}}"#;
+    let error = crate::api::json::parse::<CreateUploadRequest>(body).unwrap_err();
+    assert_eq!(error.status(), 400);
+    assert_eq!(error.field.as_deref(), Some("metadata.caption"));
+    assert!(error.message.contains("duplicate"), "{}", error.message);
+}
