@@ -108,7 +108,7 @@ impl fmt::Display for AuthError {
             }
             Self::NoSubject(claim) => write!(
                 f,
-                "the JWT's `{claim}` claim, its subject, must be a string of 1 to 256 characters"
+                "the JWT's `{claim}` claim, its subject, must be a string of 1 to 256 bytes (UTF-8)"
             ),
         }
     }

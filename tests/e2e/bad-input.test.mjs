@@ -7,6 +7,7 @@
 // Run: node --test --test-concurrency=1 tests/e2e/bad-input.test.mjs
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { describe, test } from 'node:test';
 
 import {
@@ -241,6 +242,24 @@ describe('POST /v1/uploads: values out of range', () => {
 
     assertError(response, 400, 'invalid_request', 'contentType');
   });
+
+  // A store sends the signed type back as is; a browser takes the last type of a comma list.
+  for (const contentType of ['image/png; a=b, text/html', 'text/plain; charset=utf-8, text/html']) {
+    storeTest(`a contentType that hides a second type after a comma (${contentType}) gets 400 naming contentType`, async () => {
+      const response = await createUpload(worker, uploadRequest({ contentType }));
+
+      assertError(response, 400, 'invalid_request', 'contentType');
+      assert.match(response.body.error.message, /comma/);
+    });
+  }
+
+  storeTest('the Uppy route refuses a type with a comma too', async () => {
+    const query = new URLSearchParams({ filename: 'page.png', type: 'image/png; a=b, text/html', 'metadata[size]': '4' });
+    const response = await callApi(worker, `/s3/params?${query}`, { method: 'GET', credential: API_KEY });
+
+    assert.equal(response.status, 400, response.text.slice(0, 300));
+    assert.match(response.text, /comma/);
+  });
 });
 
 describe('POST /v1/uploads: invisible and control characters in filenames', () => {
@@ -293,6 +312,49 @@ describe('POST /v1/multipart/parts: too many part numbers', () => {
     } finally {
       await callApi(worker, '/v1/multipart/abort', { credential: API_KEY, json: { token } });
     }
+  });
+});
+
+describe('a Host header that is not a loopback host', () => {
+  // fetch() cannot set Host; node:http can. wrangler dev passes it on to the Worker.
+  function postWithHost(path, host, json, headers = {}) {
+    return new Promise((resolve, reject) => {
+      const body = JSON.stringify(json);
+      const request = http.request(worker.url(path), {
+        method: 'POST',
+        headers: { host, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
+        timeout: REQUEST_TIMEOUT_MS,
+      }, (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk) => { text += chunk; });
+        response.on('end', () => {
+          errorBodies.push(text);
+          const headers = { get: (name) => response.headers[name.toLowerCase()] ?? null };
+          resolve({ status: response.statusCode, headers, text, body: JSON.parse(text || 'null') });
+        });
+      });
+      request.on('error', reject);
+      request.end(body);
+    });
+  }
+
+  for (const host of ['127.0.0.1.nip.io', '127.evil.example', 'localhost.evil.example']) {
+    test(`the development login is not served to host ${host}`, async () => {
+      const response = await postWithHost('/v1/dev/token', host, {});
+
+      assert.equal(response.status, 404, response.text.slice(0, 300));
+    });
+  }
+
+  storeTest('an upload to the local R2 bucket through another host gets 400 naming the host, not 500', async () => {
+    const response = await postWithHost('/v1/uploads', 'signer.example.com', uploadRequest(), {
+      authorization: `Bearer ${API_KEY}`,
+    });
+
+    assertError(response, 400, 'invalid_request');
+    assert.match(response.body.error.message, /loopback host/);
+    assert.match(response.body.error.message, /signer\.example\.com/);
   });
 });
 
