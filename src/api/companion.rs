@@ -9,8 +9,11 @@
 //!   request without it, since every profile limits size.
 //! - Uppy cuts the parts itself and does not say their size, so part URLs cannot sign a
 //!   `content-length`. Instead, at completion the signer reads the parts' total size from
-//!   the store and aborts an upload over the profile's limit (413): no oversize object
-//!   ever appears.
+//!   the store and aborts an upload over the profile's limit (413) or of another size than
+//!   the declared one (413 when more, 400 when fewer bytes): the declared size binds, as
+//!   the signed `content-length` of a `/v1/` part does, and no such object ever appears.
+//!   Uppy declares the exact size: `file.size` is its `File`'s size, and its parts cover
+//!   that `File` from its first byte to its last.
 //!
 //! The `uploadId` Uppy gets back is the signed upload token, so the key and the owner stay
 //! bound to every later call. A profile other than `default` is chosen with the metadata

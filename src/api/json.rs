@@ -4,7 +4,7 @@
 
 use serde::de::DeserializeOwned;
 
-use super::{ApiError, ErrorCode, MAX_BODY_BYTES};
+use super::{ApiError, ErrorCode};
 
 /// Checks the declared media type of a request body: JSON only.
 pub fn check_content_type(header: Option<&str>) -> Result<(), ApiError> {
@@ -22,10 +22,10 @@ pub fn check_content_type(header: Option<&str>) -> Result<(), ApiError> {
 
 /// Parses a request body into `T`. Unknown fields, duplicate fields, wrong types and
 /// missing fields are 400s that name the field.
+///
+/// The body's size is the route's to limit ([`super::Route::check_body_length`]), before
+/// the body is read.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(too_large());
-    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
@@ -93,14 +93,6 @@ fn missing_field(message: &str) -> Option<&str> {
     message.strip_prefix("missing field `")?.split('`').next()
 }
 
-/// The 413 for a request body over [`MAX_BODY_BYTES`].
-pub fn too_large() -> ApiError {
-    ApiError::new(
-        ErrorCode::TooLarge,
-        format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
@@ -166,12 +158,6 @@ mod tests {
     #[test]
     fn trailing_text_after_the_object_is_refused() {
         assert!(parse::<Request>(br#"{"name": "a", "size": 1} x"#).is_err());
-    }
-
-    #[test]
-    fn oversized_bodies_are_413() {
-        let body = vec![b' '; MAX_BODY_BYTES + 1];
-        assert_eq!(parse::<Request>(&body).unwrap_err().status(), 413);
     }
 
     #[test]

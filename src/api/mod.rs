@@ -22,9 +22,39 @@ pub use error::{ApiError, ErrorCode};
 
 use crate::auth::Principal;
 use crate::config::{Config, RequestOrigin};
+use crate::multipart::plan::MAX_PARTS;
 
-/// The largest request body the API reads, in bytes.
+/// The largest request body the API reads, in bytes, on every route but the two complete
+/// routes (see [`MAX_COMPLETE_BODY_BYTES`]).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The longest ETag a part list may carry, in characters, as
+/// [`crate::multipart::bare_etag`] accepts it.
+const MAX_ETAG_CHARS: usize = 1024;
+
+/// Room in a complete body for each part besides its ETag's characters, in bytes. The
+/// longest entry Uppy could send, `{"PartNumber":10000,"ETag":"\"…\"","Size":5368709120},`,
+/// takes 53 bytes, and pretty-printed JSON adds about 40 bytes of new lines and indents.
+const PART_ENTRY_ROOM: usize = 128;
+
+/// Room in a complete body for what is not a part: the braces, the field names and the
+/// upload token (at most 4 KiB), in bytes.
+const COMPLETE_ENVELOPE_ROOM: usize = 8 * 1024;
+
+/// The largest body of a complete call (`POST /v1/multipart/complete` and Uppy's
+/// `POST /s3/multipart/{uploadId}/complete`), in bytes: 11,528,192 (11 MiB).
+///
+/// A complete body lists every part with its ETag, so 64 KiB is not enough: the local R2
+/// store of `wrangler dev` gives ETags of 173 characters, and 330 of its parts already make
+/// 69 KB. The limit fits the longest list the signer accepts, so that no valid list is
+/// refused for its size: S3's 10,000 parts ([`MAX_PARTS`]), each with an ETag of 1024
+/// characters. Real lists are far shorter: 10,000 parts with S3's MD5 ETags take about
+/// 0.5 MB, with the local R2 store's 2.2 MB. Only an authenticated caller gets this far, and
+/// a Worker holds the body, its parts and the store's XML well within its 128 MB.
+///
+/// See <https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html> for S3's limits.
+pub const MAX_COMPLETE_BODY_BYTES: usize =
+    MAX_PARTS as usize * (MAX_ETAG_CHARS + PART_ENTRY_ROOM) + COMPLETE_ENVELOPE_ROOM;
 
 /// What a request may do once routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +145,28 @@ impl Route {
                 | Self::CompanionSignPart
                 | Self::CompanionSignBatch
         )
+    }
+
+    /// The largest body the route reads, in bytes: [`MAX_COMPLETE_BODY_BYTES`] for the
+    /// complete routes, whose bodies list every part, and [`MAX_BODY_BYTES`] for the others.
+    pub fn max_body_bytes(self) -> usize {
+        match self {
+            Self::Complete | Self::CompanionComplete => MAX_COMPLETE_BODY_BYTES,
+            _ => MAX_BODY_BYTES,
+        }
+    }
+
+    /// Checks a body's length, declared or read so far, against the route's limit: 413
+    /// naming the limit when it is over.
+    pub fn check_body_length(self, length: u64) -> Result<(), ApiError> {
+        let limit = self.max_body_bytes();
+        if length > limit as u64 {
+            return Err(ApiError::new(
+                ErrorCode::TooLarge,
+                format!("the request body is larger than {limit} bytes"),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether the route reads a JSON body.
@@ -320,6 +372,83 @@ mod tests {
             .map(|(p, m)| (p.to_owned(), m.to_owned()))
             .collect();
         assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn complete_routes_read_larger_bodies_than_the_others() {
+        for (method, path) in [
+            ("POST", "/v1/multipart/complete"),
+            ("POST", "/s3/multipart/t/complete"),
+        ] {
+            let route = resolve(method, path).unwrap().0;
+            assert_eq!(route.max_body_bytes(), MAX_COMPLETE_BODY_BYTES, "{path}");
+        }
+        for (method, path) in [
+            ("POST", "/v1/uploads"),
+            ("POST", "/v1/multipart/parts"),
+            ("POST", "/v1/multipart/abort"),
+            ("POST", "/v1/downloads"),
+            ("POST", "/s3/multipart"),
+        ] {
+            let route = resolve(method, path).unwrap().0;
+            assert_eq!(route.max_body_bytes(), MAX_BODY_BYTES, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_body_over_the_routes_limit_is_413_naming_the_limit() {
+        let cases = [
+            (Route::CreateUpload, MAX_BODY_BYTES),
+            (Route::Complete, MAX_COMPLETE_BODY_BYTES),
+            (Route::CompanionComplete, MAX_COMPLETE_BODY_BYTES),
+        ];
+        for (route, limit) in cases {
+            assert!(route.check_body_length(limit as u64).is_ok());
+            let error = route.check_body_length(limit as u64 + 1).unwrap_err();
+            assert_eq!((error.status(), error.code.as_str()), (413, "too_large"));
+            let expected = format!("the request body is larger than {limit} bytes");
+            assert_eq!(error.message, expected);
+        }
+        let over_64_kib = (MAX_BODY_BYTES + 1) as u64;
+        assert!(Route::Complete.check_body_length(over_64_kib).is_ok());
+        assert!(Route::SignParts.check_body_length(over_64_kib).is_err());
+    }
+
+    #[test]
+    fn the_complete_limit_assumes_the_longest_etag_the_part_check_accepts() {
+        let longest = "e".repeat(MAX_ETAG_CHARS);
+        assert!(crate::multipart::bare_etag(&longest).is_some());
+        assert!(crate::multipart::bare_etag(&format!("{longest}e")).is_none());
+    }
+
+    /// The longest part list the signer accepts, sent by Uppy with sizes and pretty-printed,
+    /// or by a `/v1/` client with the longest token, fits the complete limit and is read.
+    #[test]
+    fn the_longest_acceptable_part_lists_fit_the_complete_limit() {
+        let etag = format!("\"{}\"", "e".repeat(MAX_ETAG_CHARS));
+        let uppy_parts: Vec<serde_json::Value> = (1..=MAX_PARTS)
+            .map(|n| serde_json::json!({"PartNumber": n, "ETag": etag, "Size": 5u64 << 30}))
+            .collect();
+        let uppy = serde_json::to_vec_pretty(&serde_json::json!({ "parts": uppy_parts })).unwrap();
+        let v1_parts: Vec<serde_json::Value> = (1..=MAX_PARTS)
+            .map(|n| serde_json::json!({"partNumber": n, "etag": etag}))
+            .collect();
+        let token = "t".repeat(4096);
+        let v1 = serde_json::to_vec_pretty(&serde_json::json!({"token": token, "parts": v1_parts}))
+            .unwrap();
+
+        for body in [&uppy, &v1] {
+            assert!(body.len() > 100 * MAX_BODY_BYTES, "{} bytes", body.len());
+            assert!(
+                body.len() <= MAX_COMPLETE_BODY_BYTES,
+                "{} bytes",
+                body.len()
+            );
+        }
+        let read: companion::CompleteBody = json::parse(&uppy).unwrap();
+        assert_eq!(read.parts.len(), MAX_PARTS as usize);
+        let read: multipart::CompleteRequest = json::parse(&v1).unwrap();
+        assert_eq!(read.parts.len(), MAX_PARTS as usize);
     }
 
     #[test]

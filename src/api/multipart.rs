@@ -448,8 +448,10 @@ pub fn listed(parts: Vec<StoredPart>) -> ListedParts {
     }
 }
 
-/// Completes an upload. With no plan (the client cut the parts), the parts' total size is
-/// read from the store first, and an upload above the profile's limit is aborted (413).
+/// Completes an upload. With no plan (the client cut the parts, on the `/s3/` routes),
+/// the parts' total size is read from the store first, and an upload above the profile's
+/// limit (413) or of another size than the client declared at creation (413 when more,
+/// 400 when less) is aborted: the declared size binds, as a planned size does.
 ///
 /// Completing again with the same list gives the same answer: when the store no longer
 /// has the upload, the object is looked up and accepted if it is the one these parts make.
@@ -463,10 +465,12 @@ pub async fn complete(
     let checked = check_parts(parts, plan.as_ref())
         .map_err(|e| ApiError::invalid_field("parts", format!("cannot complete: {e}")))?;
 
-    // The size: planned, or read from the store's parts before anything is completed.
-    // A store that cannot list parts gets the size checked on the object instead.
-    let size = match plan {
-        Some(plan) => Some(plan.size),
+    // The size the object must have: planned, or declared when the upload was created.
+    // Without a plan, the parts' total is read from the store before anything is
+    // completed; a store that cannot list parts gets the size checked on the object.
+    let size = expected_size(upload);
+    let measured_before = match plan {
+        Some(_) => true,
         None => match stored_parts(ctx, store, upload).await? {
             Ok(stored) => {
                 let total: u64 = stored
@@ -474,13 +478,16 @@ pub async fn complete(
                     .filter(|p| checked.iter().any(|(n, _)| *n == p.part_number))
                     .map(|p| p.size)
                     .sum();
-                if let Err(error) = upload.profile.check_size(total) {
+                if let Err(error) = check_measured_size(upload, total) {
                     abort(ctx, store, upload).await?;
-                    return Err(ApiError::from(error));
+                    return Err(error);
                 }
-                Some(total)
+                true
             }
-            Err(e) if e.code == "NotImplemented" => None,
+            Err(e) if e.code == "NotImplemented" => false,
+            Err(e) if e.code == "NoSuchUpload" => {
+                return completed_before(ctx, store, upload, &checked, size).await;
+            }
             Err(e) => return Err(store_error(e)),
         },
     };
@@ -496,20 +503,49 @@ pub async fn complete(
         }
         Err(e) => return Err(store_error(e)),
     };
-    let size = match size {
-        Some(size) => size,
-        None => size_after_completion(ctx, store, upload).await?,
-    };
+    if !measured_before {
+        check_completed_size(ctx, store, upload).await?;
+    }
     Ok(upload.completed(etag, size))
 }
 
+/// The size an upload's object must have: its plan's, or the size the client declared at
+/// creation. Uploads without a plan come from the `/s3/` routes, which require a declared
+/// size; a token holds no size for a declared 0.
+fn expected_size(upload: &Opened<'_>) -> u64 {
+    match upload.token.plan {
+        Some(plan) => plan.size,
+        None => upload.token.size.unwrap_or(0),
+    }
+}
+
+/// Checks the measured size of an upload without a plan: within the profile's limit, and
+/// the size the client declared.
+fn check_measured_size(upload: &Opened<'_>, measured: u64) -> Result<(), ApiError> {
+    upload.profile.check_size(measured)?;
+    let declared = expected_size(upload);
+    let (code, comparison) = match measured.cmp(&declared) {
+        std::cmp::Ordering::Equal => return Ok(()),
+        std::cmp::Ordering::Greater => (ErrorCode::TooLarge, "more"),
+        std::cmp::Ordering::Less => (ErrorCode::InvalidRequest, "fewer"),
+    };
+    Err(ApiError::new(
+        code,
+        format!(
+            "the parts hold {measured} bytes, {comparison} than the {declared} bytes declared \
+             as the file's size; nothing was stored"
+        ),
+    )
+    .with_field("parts"))
+}
+
 /// For a store that cannot list parts: reads the completed object's size, and deletes an
-/// object above the profile's limit at once (413).
-async fn size_after_completion(
+/// object above the profile's limit or of another size than declared at once.
+async fn check_completed_size(
     ctx: &RequestContext<'_>,
     store: &impl Store,
     upload: &Opened<'_>,
-) -> Result<u64, ApiError> {
+) -> Result<(), ApiError> {
     let response = upload.ask(ctx, store, s3::head).await?;
     let (_, size) = s3::parse_head(&response)
         .map_err(store_error)?
@@ -519,12 +555,12 @@ async fn size_after_completion(
                 "the store completed the upload but does not show the object",
             )
         })?;
-    if let Err(error) = upload.profile.check_size(size) {
+    if let Err(error) = check_measured_size(upload, size) {
         let response = upload.ask(ctx, store, s3::delete).await?;
         s3::parse_abort(&response).map_err(store_error)?;
-        return Err(ApiError::from(error));
+        return Err(error);
     }
-    Ok(size)
+    Ok(())
 }
 
 /// The store has no such upload: it was completed (perhaps by an earlier try of this very
@@ -534,7 +570,7 @@ async fn completed_before(
     store: &impl Store,
     upload: &Opened<'_>,
     parts: &[(u32, String)],
-    size: Option<u64>,
+    size: u64,
 ) -> Result<Completed, ApiError> {
     let response = upload.ask(ctx, store, s3::head).await?;
     let gone = || {
@@ -550,7 +586,7 @@ async fn completed_before(
         Some(expected) => etag.trim_matches('"') == expected,
         None => true,
     };
-    if !same_etag || size.is_some_and(|s| s != stored_size) {
+    if !same_etag || stored_size != size {
         return Err(gone());
     }
     Ok(upload.completed(etag, stored_size))

@@ -1,8 +1,9 @@
 //! The Worker glue: the only code that touches the Workers runtime.
 //!
 //! For each request it reads the clock and random bytes once, loads the configuration
-//! from `Env`, authenticates, reads the body (at most 64 KiB), calls the pure handlers of
-//! [`crate::api`], writes the JSON answer with CORS headers, and logs one audit line.
+//! from `Env`, authenticates, reads the body (at most the route's limit: 64 KiB, or about
+//! 11 MiB for a complete call's part list), calls the pure handlers of [`crate::api`],
+//! writes the JSON answer with CORS headers, and logs one audit line.
 //! Everything it decides is decided by pure code; this module only carries values in and
 //! out.
 
@@ -142,7 +143,7 @@ async fn handle(mut req: Request, env: &Env, x: &mut Exchange) -> Result<Reply, 
     }
     let body = if route.has_json_body() {
         json::check_content_type(header(&req, "content-type").as_deref())?;
-        read_body(&mut req).await?
+        read_body(&mut req, route).await?
     } else {
         Vec::new()
     };
@@ -210,36 +211,30 @@ async fn check_rate_limit(env: &Env, principal: &auth::Principal) -> Result<(), 
     }
 }
 
-/// Reads a request body, refusing more than [`api::MAX_BODY_BYTES`] without reading it
-/// all.
-async fn read_body(req: &mut Request) -> Result<Vec<u8>, ApiError> {
+/// Reads a request body, refusing one over the route's limit
+/// ([`Route::max_body_bytes`]) without reading it all: at once when its declared length is
+/// over, or as soon as the chunks of a body without one add up to more.
+async fn read_body(req: &mut Request, route: Route) -> Result<Vec<u8>, ApiError> {
+    let unreadable = || {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            "the request body could not be read",
+        )
+    };
     let declared = header(req, "content-length").and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > api::MAX_BODY_BYTES as u64) {
-        return Err(json::too_large());
-    }
-    if declared.is_some() {
+    if let Some(length) = declared {
+        route.check_body_length(length)?;
         // The runtime holds the body to its declared length: one read is enough.
-        return req.bytes().await.map_err(|_| {
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                "the request body could not be read",
-            )
-        });
+        return req.bytes().await.map_err(|_| unreadable());
     }
+
     let Ok(mut stream) = req.stream() else {
         return Ok(Vec::new());
     };
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| {
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                "the request body could not be read",
-            )
-        })?;
-        if body.len() + chunk.len() > api::MAX_BODY_BYTES {
-            return Err(json::too_large());
-        }
+        let chunk = chunk.map_err(|_| unreadable())?;
+        route.check_body_length((body.len() + chunk.len()) as u64)?;
         body.extend_from_slice(&chunk);
     }
     Ok(body)

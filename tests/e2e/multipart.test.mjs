@@ -33,6 +33,9 @@ const IN_FLIGHT = 4;
 const SMALL_MAX_SIZE = 10 * MiB;
 const STORE_DOWN_LIMIT_MS = 5000;
 const REQUEST_TIMEOUT_MS = 60_000;
+const KiB = 1024;
+const MAX_COMPLETE_BODY_BYTES = 11_528_192; // api::MAX_COMPLETE_BODY_BYTES
+const LONGEST_ETAG = `"${'e'.repeat(1024)}"`; // the longest the Worker accepts
 
 const seaweed = useSeaweedFS();
 const worker = useWorker({ seaweed, profiles: extraProfiles() });
@@ -500,6 +503,44 @@ for (const store of STORES) {
       }
     });
 
+    const sizeLies = [
+      { declared: 6_000_000, status: 413, code: 'too_large', words: 'more' },
+      { declared: 20_000_000, status: 400, code: 'invalid_request', words: 'fewer' },
+    ];
+    for (const { declared, status, code, words } of sizeLies) {
+      const name = `parts of ${words} bytes than declared are refused at complete with ${status}`;
+      test(`${name}, naming both sizes`, async () => {
+        const upload = await uppyCreate({
+          filename: 'liar.bin',
+          type: 'application/octet-stream',
+          metadata: { size: declared, profile: store.profile }, // the profile allows both
+        });
+        const batch = await uppyGet(batchPath(upload, [1, 2]));
+        const sent = [];
+        for (const number of [1, 2]) {
+          const url = batch.presignedUrls[number];
+          const part = { partNumber: number, url, headers: {} };
+          const etag = await putPart(part, randomBytes(6 * MiB));
+          sent.push({ PartNumber: number, ETag: etag });
+        }
+
+        const response = await callApi(worker, `${uploadPath(upload)}/complete?${keyQuery(upload)}`,
+          { credential: API_KEY, json: { parts: sent } });
+
+        assertError(response, status, code);
+        const { message, field } = response.body.error;
+        assert.equal(field, 'parts');
+        const sizes = `${12 * MiB} bytes, ${words} than the ${declared} bytes`;
+        assert.ok(message.includes(sizes), message);
+        await assertNoObject(store, upload.key);
+        if (store.listsParts) {
+          const list = await callApi(worker, `${uploadPath(upload)}?${keyQuery(upload)}`,
+            { method: 'GET', credential: API_KEY });
+          assertError(list, 409, 'conflict'); // aborted: the parts are gone too
+        }
+      });
+    }
+
     test('create and params without the size in metadata get 400', async () => {
       const create = await callApi(worker, '/s3/multipart', {
         credential: API_KEY,
@@ -513,6 +554,105 @@ for (const store of STORES) {
     });
   });
 }
+
+// A real completion with a body over 64 KiB needs long part ETags: SeaweedFS gives 34
+// characters, so that takes over 1,300 parts of at least 5 MiB. These tests send lists of
+// 10,000 parts with the longest ETags the Worker accepts instead, and check that the
+// Worker reads them and judges them on their content.
+describe('complete bodies over 64 KiB', () => {
+  const [store] = STORES;
+  const longList = (name, count) => partNumbersUpTo(count)
+    .map((n) => ({ [name.number]: n, [name.etag]: LONGEST_ETAG }));
+
+  test('a /v1/ list of 10,000 parts with 1 KiB ETags is read and refused for part 3', async () => {
+    const upload = await startMultipart(store.profile, PART_SIZE + 1); // two parts planned
+    const parts = longList({ number: 'partNumber', etag: 'etag' }, MAX_PARTS);
+    const bytes = JSON.stringify({ token: upload.token, parts }).length;
+    assert.ok(bytes > 150 * 64 * KiB && bytes <= MAX_COMPLETE_BODY_BYTES, `${bytes} bytes`);
+
+    const response = await completeUpload(upload.token, parts);
+
+    assertError(response, 400, 'invalid_request');
+    assert.equal(response.body.error.field, 'parts');
+    assert.match(response.body.error.message, /part 3 is not part of this upload's plan/);
+    await assertNoObject(store, upload.key);
+    assert.equal((await abortUpload(upload.token)).status, 204);
+  });
+
+  test('an /s3/ list of 10,000 parts with 1 KiB ETags is refused for part 5000', async () => {
+    const upload = await uppyCreate({
+      filename: 'many.bin',
+      type: 'application/octet-stream',
+      metadata: { size: 50 * GiB, profile: `${store.id}-large` },
+    });
+    const parts = longList({ number: 'PartNumber', etag: 'ETag' }, MAX_PARTS);
+    parts[4999].ETag = '"not an etag!"';
+
+    const response = await callApi(worker, `${uploadPath(upload)}/complete?${keyQuery(upload)}`,
+      { credential: API_KEY, json: { parts } });
+
+    assertError(response, 400, 'invalid_request');
+    assert.match(response.body.error.message, /part 5000 has a malformed ETag/);
+    const aborted = await callApi(worker, `${uploadPath(upload)}?${keyQuery(upload)}`,
+      { method: 'DELETE', credential: API_KEY });
+    assert.equal(aborted.status, 200, aborted.text);
+  });
+
+  /** A complete body of the given length: a long list, padded with spaces. */
+  function completeBodyOf(token, length) {
+    const parts = longList({ number: 'partNumber', etag: 'etag' }, MAX_PARTS);
+    const json = JSON.stringify({ token, parts });
+    assert.ok(json.length <= length);
+    return Buffer.from(json + ' '.repeat(length - json.length));
+  }
+
+  function postComplete(body) {
+    return fetch(worker.url('/v1/multipart/complete'), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body,
+      duplex: 'half',
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  }
+
+  async function assertTooLargeNamingTheLimit(response) {
+    const text = await response.text();
+    assert.equal(response.status, 413, text);
+    const { error } = JSON.parse(text);
+    assert.equal(error.code, 'too_large');
+    assert.equal(error.message, `the request body is larger than ${MAX_COMPLETE_BODY_BYTES} bytes`);
+  }
+
+  test('a body of exactly the limit is read; one byte more gets 413 naming the limit', async () => {
+    const upload = await startMultipart(store.profile, PART_SIZE + 1);
+
+    const atLimit = await postComplete(completeBodyOf(upload.token, MAX_COMPLETE_BODY_BYTES));
+    const atLimitText = await atLimit.text();
+    assert.equal(atLimit.status, 400, atLimitText);
+    assert.match(atLimitText, /part 3 is not part of this upload's plan/);
+
+    await assertTooLargeNamingTheLimit(
+      await postComplete(completeBodyOf(upload.token, MAX_COMPLETE_BODY_BYTES + 1)));
+    await abortUpload(upload.token);
+  });
+
+  test('a body over the limit, streamed without Content-Length, gets 413 naming it', async () => {
+    const upload = await startMultipart(store.profile, PART_SIZE + 1);
+    const bytes = completeBodyOf(upload.token, MAX_COMPLETE_BODY_BYTES + 64 * KiB);
+    const stream = new ReadableStream({
+      start(controller) {
+        for (let at = 0; at < bytes.length; at += 64 * KiB) {
+          controller.enqueue(bytes.subarray(at, at + 64 * KiB));
+        }
+        controller.close();
+      },
+    });
+
+    await assertTooLargeNamingTheLimit(await postComplete(stream));
+    await abortUpload(upload.token);
+  });
+});
 
 describe('SeaweedFS stopped', () => {
   test('POST /v1/uploads for a multipart upload gets 503 quickly', async (t) => {

@@ -383,19 +383,42 @@ fn multipart_of_zero_bytes_is_400() {
     );
 }
 
-/// Creates an upload whose parts the client cuts itself (the `/s3/` routes); its token.
-fn client_cut_upload(world: &World) -> String {
+/// Creates an upload whose parts the client cuts itself (the `/s3/` routes), declared at
+/// `size` bytes; its token.
+fn client_cut_upload(world: &World, size: u64) -> String {
     let me = alice();
     let ctx = world.ctx(&me, now());
     let store = ScriptedStore::answering(vec![created()]);
-    let planned = plan(&ctx, &request(MIB)).unwrap();
+    let planned = plan(&ctx, &request(size)).unwrap();
     block_on(create(&ctx, &store, &planned, None)).unwrap().1
+}
+
+fn completed_answer() -> Result<StoreResponse, Unreachable> {
+    xml(
+        200,
+        "<CompleteMultipartUploadResult><ETag>\"x-2\"</ETag></CompleteMultipartUploadResult>",
+    )
+}
+
+fn head(size: u64) -> Result<StoreResponse, Unreachable> {
+    Ok(StoreResponse {
+        status: 200,
+        headers: vec![
+            ("etag".into(), "\"x-2\"".into()),
+            ("content-length".into(), size.to_string()),
+        ],
+        body: Vec::new(),
+    })
+}
+
+fn not_implemented() -> Result<StoreResponse, Unreachable> {
+    xml(501, "<Error><Code>NotImplemented</Code></Error>")
 }
 
 #[test]
 fn client_cut_upload_over_the_limit_is_aborted_at_completion() {
     let world = World::new();
-    let token = client_cut_upload(&world);
+    let token = client_cut_upload(&world, 9 * MIB);
     // The profile allows 10 MiB; the parts hold 12 MiB.
     let answers = vec![
         parts_page(&[(1, "a", 6 * MIB), (2, "b", 6 * MIB)]),
@@ -408,45 +431,120 @@ fn client_cut_upload_over_the_limit_is_aborted_at_completion() {
 }
 
 #[test]
+fn client_cut_upload_of_its_declared_size_completes() {
+    let world = World::new();
+    let token = client_cut_upload(&world, 6 * MIB + 1000);
+    let answers = vec![
+        parts_page(&[(1, "a", 6 * MIB), (2, "b", 1000)]),
+        completed_answer(),
+    ];
+    let (result, methods) =
+        complete_with(&world, &token, &[(1, Some("a")), (2, Some("b"))], answers);
+    assert_eq!(result.unwrap().size, 6 * MIB + 1000);
+    assert_eq!(methods, ["GET", "POST"]);
+}
+
+#[test]
+fn client_cut_upload_of_another_size_than_declared_is_aborted_naming_both_sizes() {
+    let world = World::new();
+    // Declared 6,000,000 bytes; the parts hold 7 MiB (more) or 5 MiB (fewer).
+    let token = client_cut_upload(&world, 6_000_000);
+    let cases = [
+        (
+            6 * MIB,
+            (413, "too_large"),
+            "7340032 bytes, more than the 6000000",
+        ),
+        (
+            4 * MIB,
+            (400, "invalid_request"),
+            "5242880 bytes, fewer than the 6000000",
+        ),
+    ];
+    for (first, (status, code), words) in cases {
+        let answers = vec![parts_page(&[(1, "a", first), (2, "b", MIB)]), xml(204, "")];
+        let (result, methods) =
+            complete_with(&world, &token, &[(1, Some("a")), (2, Some("b"))], answers);
+        let error = result.unwrap_err();
+        assert_eq!((error.status(), error.code.as_str()), (status, code));
+        assert!(error.message.contains(words), "{}", error.message);
+        assert_eq!(error.field.as_deref(), Some("parts"));
+        assert_eq!(methods, ["GET", "DELETE"], "aborted, never completed");
+    }
+}
+
+#[test]
+fn client_cut_upload_counts_only_the_listed_parts() {
+    let world = World::new();
+    let token = client_cut_upload(&world, 6 * MIB);
+    // The store also holds a part 3 that the list leaves out.
+    let answers = vec![
+        parts_page(&[(1, "a", 5 * MIB), (2, "b", MIB), (3, "c", MIB)]),
+        completed_answer(),
+    ];
+    let (result, _) = complete_with(&world, &token, &[(1, Some("a")), (2, Some("b"))], answers);
+    assert_eq!(result.unwrap().size, 6 * MIB);
+}
+
+#[test]
 fn client_cut_upload_on_a_store_without_list_parts_is_checked_on_the_object() {
     let world = World::new();
-    let token = client_cut_upload(&world);
-    let not_implemented = || xml(501, "<Error><Code>NotImplemented</Code></Error>");
-    let head = |size: u64| {
-        Ok(StoreResponse {
-            status: 200,
-            headers: vec![
-                ("etag".into(), "\"x-2\"".into()),
-                ("content-length".into(), size.to_string()),
-            ],
-            body: Vec::new(),
-        })
-    };
-    let completed = || {
-        xml(
-            200,
-            "<CompleteMultipartUploadResult><ETag>\"x-2\"</ETag></CompleteMultipartUploadResult>",
-        )
-    };
+    let token = client_cut_upload(&world, 6 * MIB);
     let parts = [(1, Some("a")), (2, Some("b"))];
 
     let (ok, methods) = complete_with(
         &world,
         &token,
         &parts,
-        vec![not_implemented(), completed(), head(6 * MIB)],
+        vec![not_implemented(), completed_answer(), head(6 * MIB)],
     );
     assert_eq!(ok.unwrap().size, 6 * MIB);
     assert_eq!(methods, ["GET", "POST", "HEAD"]);
 
-    let (too_big, methods) = complete_with(
+    for (size, status) in [(12 * MIB, 413), (7 * MIB, 413), (5 * MIB, 400)] {
+        let (refused, methods) = complete_with(
+            &world,
+            &token,
+            &parts,
+            vec![
+                not_implemented(),
+                completed_answer(),
+                head(size),
+                xml(204, ""),
+            ],
+        );
+        assert_eq!(refused.unwrap_err().status(), status, "{size} bytes");
+        assert_eq!(
+            methods,
+            ["GET", "POST", "HEAD", "DELETE"],
+            "deleted at once"
+        );
+    }
+}
+
+#[test]
+fn client_cut_upload_completed_before_is_accepted_only_at_its_declared_size() {
+    let world = World::new();
+    let token = client_cut_upload(&world, 6 * MIB);
+    let parts = [(1, Some("a")), (2, Some("b"))];
+
+    // The first try completed, its answer was lost: the store no longer has the upload.
+    let (again, methods) = complete_with(
         &world,
         &token,
         &parts,
-        vec![not_implemented(), completed(), head(12 * MIB), xml(204, "")],
+        vec![no_such_upload(), head(6 * MIB)],
     );
-    assert_eq!(too_big.unwrap_err().status(), 413);
-    assert_eq!(methods, ["GET", "POST", "HEAD", "DELETE"]);
+    assert_eq!(again.unwrap().size, 6 * MIB);
+    assert_eq!(methods, ["GET", "HEAD"]);
+
+    let (other, _) = complete_with(
+        &world,
+        &token,
+        &parts,
+        vec![no_such_upload(), head(7 * MIB)],
+    );
+    assert_eq!(other.unwrap_err().status(), 409);
 }
 
 #[test]
