@@ -320,8 +320,9 @@ fn load_access(raw: settings::AccessSettings) -> Result<JwtIssuer, ConfigError> 
     })
 }
 
-/// A namespace is 1 to 16 lowercase letters and digits, and not `key` (the API keys').
-fn check_namespace(
+/// Checks a credential namespace (see `Principal::owner`): 1 to 16 lowercase letters
+/// and digits, and not `key` (the API keys'). `setting` names it in the error.
+pub fn check_namespace(
     setting: &str,
     namespace: Option<String>,
 ) -> Result<Option<String>, ConfigError> {
