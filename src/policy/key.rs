@@ -286,7 +286,8 @@ pub fn sanitize_filename(name: &str) -> String {
     while !trimmed.is_char_boundary(cut) {
         cut -= 1;
     }
-    let stem = trimmed[..cut].trim_end_matches('.');
+    // The cut may fall after a space or a dot: trim again, so the name never ends in one.
+    let stem = trimmed[..cut].trim_end_matches(|c: char| c == '.' || c.is_whitespace());
     if keep_ext {
         format!("{stem}.{}", &trimmed[trimmed.len() - ext.len()..])
     } else {
