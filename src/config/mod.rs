@@ -320,23 +320,30 @@ fn load_access(raw: settings::AccessSettings) -> Result<JwtIssuer, ConfigError> 
     })
 }
 
-/// A namespace is 1 to 16 lowercase letters and digits, and not `key` (the API keys').
-fn check_namespace(
+/// Checks a credential namespace (see `Principal::owner`): 1 to 16 lowercase letters
+/// and digits, starting with a letter, and not `key` (the API keys'). `setting` names it
+/// in the error.
+///
+/// The first letter keeps owner segments apart: `~` and two uppercase hex digits is an
+/// escaped byte of a subject without namespace, so a namespace such as `22` would give
+/// its subject `x` the segment `~22-x`, which is also the segment of the subject `"-x`.
+pub fn check_namespace(
     setting: &str,
     namespace: Option<String>,
 ) -> Result<Option<String>, ConfigError> {
     match namespace {
         Some(ns)
             if ns == "key"
-                || ns.is_empty()
                 || ns.len() > 16
+                || !ns.starts_with(|c: char| c.is_ascii_lowercase())
                 || !ns
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
         {
             Err(ConfigError::new(
                 setting,
-                "must be 1 to 16 lowercase letters and digits, and not `key`",
+                "must be 1 to 16 lowercase letters and digits, start with a letter, \
+                 and not be `key`",
             ))
         }
         other => Ok(other),

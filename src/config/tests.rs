@@ -287,3 +287,23 @@ fn access_becomes_an_rs256_issuer_of_the_team_domain() {
         IssuerKey::Hmac(_) => panic!("Access uses published keys"),
     }
 }
+
+#[test]
+fn a_namespace_that_starts_with_a_digit_is_refused() {
+    // With the namespace `22`, the subject `x` would own `~22-x`, the segment of the
+    // subject `"-x` of an issuer without namespace.
+    use crate::policy::key::owner_segment;
+    assert_eq!(owner_segment(Some("22"), "x"), owner_segment(None, "\"-x"));
+
+    for (namespace, ok) in [("22", false), ("9a", false), ("a9", true), ("auth0", true)] {
+        let mut source = fixture();
+        source.vars.get_mut("AUTH").unwrap()["jwt"][0]["namespace"] = json!(namespace);
+        match Config::load(&source) {
+            Ok(_) => assert!(ok, "{namespace} was accepted"),
+            Err(e) => {
+                assert!(!ok, "{namespace}: {e}");
+                assert_eq!(e.setting, "AUTH.jwt[0].namespace");
+            }
+        }
+    }
+}

@@ -20,8 +20,13 @@ use sha2::Sha256;
 use super::plan::PartPlan;
 use crate::secret::Secret;
 
-/// The longest token accepted, in bytes: a 1024-byte key, a long upload id and the rest.
-const MAX_TOKEN_BYTES: usize = 4096;
+/// The longest token accepted, in bytes. The longest the signer makes is under 7 KiB: a
+/// 1024-byte key and the owner segment within it (together at most 2048 bytes of JSON,
+/// the key's `"` and `\\` escaped), an upload id of at most
+/// [`MAX_UPLOAD_ID_BYTES`](crate::store::s3::MAX_UPLOAD_ID_BYTES) (2048 of JSON), names,
+/// plan and field names (under 1 KiB), all in base64 (4/3), then the tag. A shorter limit
+/// refused tokens the signer had handed out.
+const MAX_TOKEN_BYTES: usize = 12 * 1024;
 
 /// What a token binds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,8 +176,26 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_token_the_signer_makes_opens() {
+        let owner = "~22".repeat(300);
+        let filename = "\"".repeat(1024 - owner.len() - "users//".len());
+        let long = UploadToken {
+            key: format!("users/{owner}/{filename}"),
+            upload_id: "\\".repeat(crate::store::s3::MAX_UPLOAD_ID_BYTES),
+            subject: owner,
+            bucket: "\u{1}".repeat(64),
+            profile: "\u{1}".repeat(64),
+            ..token()
+        };
+        assert_eq!(long.key.len(), 1024);
+        let sealed = long.seal(&secret());
+        assert!(sealed.len() > 6000, "{}", sealed.len());
+        assert_eq!(UploadToken::open(&sealed, &secret(), now()), Ok(long));
+    }
+
+    #[test]
     fn garbage_is_invalid() {
-        for bad in ["", ".", "abc", "a.b.c", "!!!.???", &"x".repeat(5000)] {
+        for bad in ["", ".", "abc", "a.b.c", "!!!.???", &"x".repeat(13_000)] {
             assert_eq!(
                 UploadToken::open(bad, &secret(), now()),
                 Err(TokenError::Invalid)

@@ -232,7 +232,8 @@ fn is_unsafe_char(c: char) -> bool {
 
 /// The path segment a caller owns: its subject escaped by [`subject_segment`], after
 /// `~<namespace>-` when its credential has a namespace (API keys have `key`). An escaped
-/// subject never has a `~` that is not followed by two uppercase hex digits, so
+/// subject never has a `~` that is not followed by two uppercase hex digits, and a
+/// namespace starts with a lowercase letter (the configuration checks it), so
 /// `~key-backend` (the API key `backend`) can never be the segment of a JWT subject, and
 /// two sources of subjects with different namespaces never share keys.
 pub fn owner_segment(namespace: Option<&str>, subject: &str) -> String {
@@ -285,7 +286,8 @@ pub fn sanitize_filename(name: &str) -> String {
     while !trimmed.is_char_boundary(cut) {
         cut -= 1;
     }
-    let stem = trimmed[..cut].trim_end_matches('.');
+    // The cut may fall after a space or a dot: trim again, so the name never ends in one.
+    let stem = trimmed[..cut].trim_end_matches(|c: char| c == '.' || c.is_whitespace());
     if keep_ext {
         format!("{stem}.{}", &trimmed[trimmed.len() - ext.len()..])
     } else {

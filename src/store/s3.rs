@@ -134,13 +134,21 @@ pub fn create_multipart(
     signed(call, "POST", &[("uploads", "")], headers, Vec::new(), true)
 }
 
+/// The longest upload id taken from a store, in bytes. S3's and R2's are a few hundred;
+/// the upload token carries the id, and its length limit counts on this one.
+pub const MAX_UPLOAD_ID_BYTES: usize = 1024;
+
 /// Reads the upload id from CreateMultipartUpload's answer.
 pub fn parse_create(response: &StoreResponse) -> Result<String, StoreError> {
     let answer = success(response)?;
-    answer
+    let id = answer
         .text("UploadId")
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| malformed(response, "no UploadId"))
+        .ok_or_else(|| malformed(response, "no UploadId"))?;
+    if id.len() > MAX_UPLOAD_ID_BYTES {
+        return Err(malformed(response, "an UploadId over 1024 bytes"));
+    }
+    Ok(id)
 }
 
 /// One page of ListParts, at most `max_parts` long, after part `marker`.

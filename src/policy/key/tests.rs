@@ -123,6 +123,17 @@ fn long_filenames_are_cut_to_255_bytes_keeping_the_extension() {
 }
 
 #[test]
+fn a_long_filename_cut_short_does_not_end_in_a_space_or_a_dot() {
+    for filler in [" ", ".", " . "] {
+        // No extension is kept (it would be longer than 15 bytes), so the cut at 255 bytes
+        // falls inside the filler.
+        let long = format!("{}{}{}", "a".repeat(250), filler.repeat(10), "b".repeat(40));
+        let cut = sanitize_filename(&long);
+        assert_eq!(cut, "a".repeat(250), "{filler:?}");
+    }
+}
+
+#[test]
 fn keys_with_unsafe_segments_or_characters_are_invalid() {
     for bad in [
         "",

@@ -72,6 +72,22 @@ fn error_answers_carry_the_stores_code() {
 }
 
 #[test]
+fn an_upload_id_over_1024_bytes_is_a_malformed_answer() {
+    let with_id = |id: &str| {
+        StoreResponse {
+        status: 200,
+        headers: Vec::new(),
+        body: format!("<InitiateMultipartUploadResult><UploadId>{id}</UploadId></InitiateMultipartUploadResult>")
+            .into_bytes(),
+    }
+    };
+    let longest = "u".repeat(MAX_UPLOAD_ID_BYTES);
+    assert_eq!(parse_create(&with_id(&longest)).unwrap(), longest);
+    let error = parse_create(&with_id(&format!("{longest}u"))).unwrap_err();
+    assert_eq!(error.code, "MalformedAnswer");
+}
+
+#[test]
 fn non_xml_answers_are_reported_as_malformed() {
     let response = StoreResponse {
         status: 200,
