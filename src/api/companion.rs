@@ -55,7 +55,7 @@ pub struct CreateBody {
     #[serde(rename = "type", default)]
     pub content_type: Option<String>,
     /// Uppy's file metadata.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::uploads::map_without_duplicates")]
     pub metadata: BTreeMap<String, Value>,
 }
 
@@ -173,6 +173,14 @@ fn upload_request(
 
 /// `GET /s3/params?filename=&type=&metadata[size]=`: one presigned PUT.
 pub fn params(ctx: &RequestContext<'_>, query: &[(String, String)]) -> Result<Params, ApiError> {
+    // A name given twice would leave the signer to pick one of two values.
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some((name, _)) = query.iter().find(|(n, _)| !seen.insert(n.as_str())) {
+        return Err(ApiError::invalid_field(
+            name.clone(),
+            format!("the query gives `{name}` twice"),
+        ));
+    }
     let get = |name: &str| {
         query
             .iter()
@@ -328,4 +336,58 @@ pub async fn complete(
         bucket: done.bucket,
         key: done.key,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::auth::Principal;
+    use crate::config::tests::fixture;
+    use crate::config::{Config, RequestOrigin};
+
+    #[test]
+    fn a_query_name_given_twice_is_refused_and_named() {
+        let config = Config::load(&fixture()).unwrap();
+        let origin = RequestOrigin::parse("http://127.0.0.1:8787/s3/params").unwrap();
+        let principal = Principal {
+            subject: "demo".into(),
+            credential: "api-key:demo".into(),
+            profiles: None,
+            namespace: None,
+        };
+        let ctx = RequestContext {
+            config: &config,
+            principal: &principal,
+            origin: &origin,
+            now: Utc
+                .with_ymd_and_hms(2026, 1, 15, 12, 0, 0)
+                .single()
+                .unwrap(),
+            random: [7; 16],
+        };
+        let query: Vec<(String, String)> = [
+            ("filename", "a.png"),
+            ("type", "image/png"),
+            ("metadata[size]", "4"),
+            ("metadata[size]", "5000"),
+        ]
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect();
+
+        let error = params(&ctx, &query).unwrap_err();
+        assert_eq!(error.status(), 400);
+        assert_eq!(error.field.as_deref(), Some("metadata[size]"));
+    }
+
+    #[test]
+    fn uppy_metadata_with_a_name_given_twice_is_refused_and_named() {
+        let body = br#"{"filename": "a.png", "type": "image/png",
+                        "metadata": {"size": 4, "profile": "x", "profile": "default"}}"#;
+        let error = crate::api::json::parse::<CreateBody>(body).unwrap_err();
+        assert_eq!(error.status(), 400);
+        assert_eq!(error.field.as_deref(), Some("metadata.profile"));
+    }
 }

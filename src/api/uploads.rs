@@ -54,19 +54,20 @@ fn default_profile() -> String {
 
 /// Reads a JSON object of strings, refusing a name given twice: a map would keep the last
 /// value silently, and the client may have meant the first.
-pub(crate) fn map_without_duplicates<'de, D>(
+pub(crate) fn map_without_duplicates<'de, D, V>(
     deserializer: D,
-) -> Result<BTreeMap<String, String>, D::Error>
+) -> Result<BTreeMap<String, V>, D::Error>
 where
     D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
 {
-    struct Entries;
+    struct Entries<V>(std::marker::PhantomData<V>);
 
-    impl<'de> serde::de::Visitor<'de> for Entries {
-        type Value = BTreeMap<String, String>;
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Entries<V> {
+        type Value = BTreeMap<String, V>;
 
         fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-            formatter.write_str("an object whose values are strings")
+            formatter.write_str("an object")
         }
 
         fn visit_map<A>(self, mut entries: A) -> Result<Self::Value, A::Error>
@@ -74,7 +75,7 @@ where
             A: serde::de::MapAccess<'de>,
         {
             let mut map = BTreeMap::new();
-            while let Some((name, value)) = entries.next_entry::<String, String>()? {
+            while let Some((name, value)) = entries.next_entry::<String, V>()? {
                 if map.contains_key(&name) {
                     return Err(serde::de::Error::custom(format!(
                         "duplicate field `{name}`"
@@ -86,7 +87,7 @@ where
         }
     }
 
-    deserializer.deserialize_map(Entries)
+    deserializer.deserialize_map(Entries(std::marker::PhantomData))
 }
 
 /// The answer for an upload that fits in one request.
