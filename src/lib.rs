@@ -7,7 +7,8 @@
 //!
 //! The crate is a pure core and a thin edge:
 //!
-//! - [`presign`]: SigV4 query-string signing (with `aws-sigv4`) and URI encoding;
+//! - [`presign`]: SigV4 signing (presigned URLs, and the signer's own store calls) and
+//!   URI encoding;
 //! - [`policy`]: profiles, content types, sizes, expiry, key templates;
 //! - [`auth`]: API keys and JWTs;
 //! - [`config`]: loading and checking the settings and secrets;

@@ -87,7 +87,7 @@ fn complete_body(list: &[u8]) {
         credentials: &credentials,
         now: now(),
     };
-    let request = s3::complete(call, "upload-id", &checked).expect("signs");
+    let request = s3::complete(call, "upload-id", &checked);
 
     let xml = std::str::from_utf8(&request.body).expect("UTF-8");
     let doc = roxmltree::Document::parse(xml).expect("the body is XML");

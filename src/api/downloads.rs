@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::uploads::profile_for;
 use super::{ApiError, ErrorCode, RequestContext, rfc3339};
 use crate::policy::key::validate_key;
-use crate::presign::fast::BatchSigner;
+use crate::presign::query::BatchSigner;
 use crate::presign::{MAX_EXPIRES_IN, encode};
 
 /// The request body.

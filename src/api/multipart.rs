@@ -18,9 +18,9 @@ use crate::multipart::token::{TokenError, UploadToken};
 use crate::multipart::{ClientPart, check_parts, multipart_etag};
 use crate::policy::Profile;
 use crate::presign::Target;
-use crate::presign::fast::BatchSigner;
+use crate::presign::query::BatchSigner;
 use crate::secret::Secret;
-use crate::store::s3::{self, Call, SignError, StoredPart};
+use crate::store::s3::{self, Call, StoredPart};
 use crate::store::{Store, StoreError, StoreRequest, StoreResponse, Unreachable};
 
 /// The answer to a multipart `POST /v1/uploads`.
@@ -183,10 +183,9 @@ impl Opened<'_> {
         &self,
         ctx: &RequestContext<'_>,
         store: &impl Store,
-        build: impl FnOnce(Call<'_>) -> Result<StoreRequest, SignError>,
+        build: impl FnOnce(Call<'_>) -> StoreRequest,
     ) -> Result<StoreResponse, ApiError> {
-        let request = build(self.call(ctx)).map_err(|e| sign_failure(self.bucket, &e.0))?;
-        send(store, request).await
+        send(store, build(self.call(ctx))).await
     }
 }
 
@@ -216,8 +215,7 @@ pub async fn create(
         now: ctx.now,
     };
     let metadata: Vec<(String, String)> = upload.metadata.clone().into_iter().collect();
-    let request = s3::create_multipart(call, &upload.content_type, &metadata)
-        .map_err(|e| sign_failure(upload.bucket, &e.0))?;
+    let request = s3::create_multipart(call, &upload.content_type, &metadata);
     let response = send(store, request).await?;
     let upload_id = s3::parse_create(&response).map_err(store_error)?;
 

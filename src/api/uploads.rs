@@ -21,7 +21,7 @@ use super::{ApiError, ErrorCode, RequestContext, rfc3339};
 use crate::config::Bucket;
 use crate::policy::Profile;
 use crate::policy::key::{KeyError, KeyInputs};
-use crate::presign::fast::BatchSigner;
+use crate::presign::query::BatchSigner;
 
 /// The request body.
 #[derive(Debug, Clone, Deserialize)]

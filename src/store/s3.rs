@@ -8,18 +8,12 @@
 //! | AbortMultipartUpload | `DELETE /<key>?uploadId=` |
 //! | HeadObject | `HEAD /<key>` |
 
-use std::time::Duration;
-
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode, sign,
-};
-use aws_sigv4::sign::v4::SigningParams;
 use chrono::{DateTime, Utc};
 
 use super::xml::{Answer, child_text, escape};
 use super::{StoreError, StoreRequest, StoreResponse};
-use crate::presign::{Credentials, Target, encode, system_time};
+use crate::presign::headers::{self, HeaderRequest};
+use crate::presign::{Credentials, Target, encode};
 
 /// What a request is about: where, with which credentials, at what time.
 #[derive(Debug, Clone, Copy)]
@@ -52,10 +46,6 @@ pub struct PartsPage {
     pub next_marker: Option<u32>,
 }
 
-/// A request that could not be signed (a header value the HTTP rules refuse).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignError(pub String);
-
 /// Signs a request in the `Authorization` header, with the body's SHA-256 in
 /// `x-amz-content-sha256` as S3 requires.
 fn signed(
@@ -65,7 +55,7 @@ fn signed(
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     idempotent: bool,
-) -> Result<StoreRequest, SignError> {
+) -> StoreRequest {
     let mut url = format!("{}{}", call.target.origin, call.target.path);
     let mut query_text = String::new();
     for (name, value) in query {
@@ -76,43 +66,28 @@ fn signed(
         url.push_str(&query_text);
     }
 
-    let identity = call.credentials.for_aws_sigv4().into();
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    settings.expires_in = Some(Duration::from_secs(900));
-    let params = SigningParams::builder()
-        .identity(&identity)
-        .region(&call.target.region)
-        .name("s3")
-        .time(system_time(call.now))
-        .settings(settings)
-        .build()
-        .map_err(|e| SignError(e.to_string()))?
-        .into();
-    let request = SignableRequest::new(
+    let own: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let signature = headers::sign(&HeaderRequest {
         method,
-        url.as_str(),
-        headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-        SignableBody::Bytes(&body),
-    )
-    .map_err(|e| SignError(e.to_string()))?;
-    let (instructions, _) = sign(request, &params)
-        .map_err(|e| SignError(e.to_string()))?
-        .into_parts();
-
-    let mut all_headers = headers.clone();
-    for (name, value) in instructions.headers() {
-        all_headers.push((name.to_owned(), value.to_owned()));
-    }
-    Ok(StoreRequest {
+        target: call.target,
+        query,
+        headers: &own,
+        body: &body,
+        credentials: call.credentials,
+        now: call.now,
+    });
+    let mut all_headers = headers;
+    all_headers.extend(signature);
+    StoreRequest {
         method,
         url,
         headers: all_headers,
         body,
         idempotent,
-    })
+    }
 }
 
 /// CreateMultipartUpload, with the object's content type and metadata.
@@ -126,7 +101,7 @@ pub fn create_multipart(
     call: Call<'_>,
     content_type: &str,
     metadata: &[(String, String)],
-) -> Result<StoreRequest, SignError> {
+) -> StoreRequest {
     let mut headers = vec![("content-type".to_owned(), content_type.to_owned())];
     for (name, value) in metadata {
         headers.push((format!("x-amz-meta-{name}"), value.clone()));
@@ -152,12 +127,7 @@ pub fn parse_create(response: &StoreResponse) -> Result<String, StoreError> {
 }
 
 /// One page of ListParts, at most `max_parts` long, after part `marker`.
-pub fn list_parts(
-    call: Call<'_>,
-    upload_id: &str,
-    marker: u32,
-    max_parts: u32,
-) -> Result<StoreRequest, SignError> {
+pub fn list_parts(call: Call<'_>, upload_id: &str, marker: u32, max_parts: u32) -> StoreRequest {
     let marker = marker.to_string();
     let max_parts = max_parts.to_string();
     let query = [
@@ -202,11 +172,7 @@ pub fn parse_list_parts(response: &StoreResponse) -> Result<PartsPage, StoreErro
 }
 
 /// CompleteMultipartUpload with `(part number, ETag)` pairs, sorted, ETags quoted.
-pub fn complete(
-    call: Call<'_>,
-    upload_id: &str,
-    parts: &[(u32, String)],
-) -> Result<StoreRequest, SignError> {
+pub fn complete(call: Call<'_>, upload_id: &str, parts: &[(u32, String)]) -> StoreRequest {
     let mut body = String::from("<CompleteMultipartUpload>");
     for (number, etag) in parts {
         body.push_str(&format!(
@@ -236,7 +202,7 @@ pub fn parse_complete(response: &StoreResponse) -> Result<String, StoreError> {
 }
 
 /// AbortMultipartUpload.
-pub fn abort(call: Call<'_>, upload_id: &str) -> Result<StoreRequest, SignError> {
+pub fn abort(call: Call<'_>, upload_id: &str) -> StoreRequest {
     signed(
         call,
         "DELETE",
@@ -253,12 +219,12 @@ pub fn parse_abort(response: &StoreResponse) -> Result<(), StoreError> {
 }
 
 /// DeleteObject.
-pub fn delete(call: Call<'_>) -> Result<StoreRequest, SignError> {
+pub fn delete(call: Call<'_>) -> StoreRequest {
     signed(call, "DELETE", &[], Vec::new(), Vec::new(), true)
 }
 
 /// HeadObject.
-pub fn head(call: Call<'_>) -> Result<StoreRequest, SignError> {
+pub fn head(call: Call<'_>) -> StoreRequest {
     signed(call, "HEAD", &[], Vec::new(), Vec::new(), true)
 }
 

@@ -118,7 +118,7 @@ fn call_at_noon<'a>(target: &'a Target, credentials: &'a Credentials) -> Call<'a
 fn requests_are_signed_in_the_header_with_the_body_hash() {
     let (target, credentials) = call_parts();
     let call = call_at_noon(&target, &credentials);
-    let request = complete(call, "up/1", &[(1, "\"e1\"".into()), (2, "\"e2\"".into())]).unwrap();
+    let request = complete(call, "up/1", &[(1, "\"e1\"".into()), (2, "\"e2\"".into())]);
     assert_eq!(
         request.url,
         "http://127.0.0.1:8333/bucket/a%20b.bin?uploadId=up%2F1"
@@ -165,12 +165,12 @@ fn every_call_of_the_signer_may_be_sent_again_after_a_network_error_or_a_500() {
     let (target, credentials) = call_parts();
     let call = call_at_noon(&target, &credentials);
     let requests = [
-        create_multipart(call, "image/png", &[]).unwrap(),
-        list_parts(call, "up", 0, 1000).unwrap(),
-        complete(call, "up", &[(1, "\"e1\"".into())]).unwrap(),
-        abort(call, "up").unwrap(),
-        head(call).unwrap(),
-        delete(call).unwrap(),
+        create_multipart(call, "image/png", &[]),
+        list_parts(call, "up", 0, 1000),
+        complete(call, "up", &[(1, "\"e1\"".into())]),
+        abort(call, "up"),
+        head(call),
+        delete(call),
     ];
     for request in requests {
         assert!(request.idempotent, "{} {}", request.method, request.url);

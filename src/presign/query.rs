@@ -1,42 +1,37 @@
-//! Presigning many URLs in one request without repeating work.
+//! Presigned URLs: SigV4 in the query string, many URLs per request without repeating
+//! work.
 //!
-//! [`super::presign`] runs the whole of `aws-sigv4` for each URL: it parses the URL,
-//! derives the signing key (four HMACs), builds header maps and sorts the query. For a
-//! batch of part URLs all of that is the same from one URL to the next except the part
-//! number and the length. A [`BatchSigner`] does the shared work once (the signing key
-//! from `aws-sigv4`, the credential scope, the date) and then, per URL, writes the
-//! canonical request of SigV4 directly (the steps of "Create a canonical request",
-//! "Create a string to sign" and "Calculate the signature" of the SigV4 spec).
+//! For a batch of part URLs everything is the same from one URL to the next except the
+//! part number and the length. A [`BatchSigner`] does the shared work once (the signing
+//! key, the credential scope, the date) and then, per URL, writes the canonical request
+//! of SigV4 directly (the steps "Create a canonical request", "Create a string to sign"
+//! and "Calculate the signature" of the SigV4 spec). A [`PartSigner`] goes further for
+//! UploadPart: the start of the canonical request, up to the part number, is hashed once
+//! for the whole batch.
 //!
-//! Every URL it makes is identical to what [`super::presign`] makes for the same input; a
-//! property test in `tests.rs` checks that over random keys, part numbers and headers.
-//!
-//! <https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html>
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html>
 
 use std::fmt::Write as _;
 
-use aws_sigv4::sign::v4::generate_signing_key;
-use chrono::{DateTime, Datelike, Timelike, Utc};
-use hmac::{Hmac, Mac};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::encode::encode_query_component;
-use super::{Credentials, MAX_EXPIRES_IN, PresignError, Target, system_time};
-
-const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+use super::{
+    ALGORITHM, Credentials, MAX_EXPIRES_IN, PresignError, Scope, Target, hex_digest, hex_str,
+    trim_all,
+};
 
 /// Signs any number of URLs for one bucket, one time and one expiry.
 pub struct BatchSigner {
-    /// HMAC with the signing key, with the string to sign's fixed start already fed in:
-    /// the algorithm, the time (`20260115T123456Z`) and the scope
-    /// (`<date>/<region>/s3/aws4_request`), each on its own line.
-    keyed: Hmac<Sha256>,
+    scope: Scope,
     /// The signing parameters that are the same in every URL, encoded and sorted.
     auth_params: Vec<(String, String)>,
 }
 
 impl BatchSigner {
-    /// Prepares a signer: derives the signing key once.
+    /// Prepares a signer: derives the signing key once. The expiry must be 1 to
+    /// [`MAX_EXPIRES_IN`] seconds.
     pub fn new(
         credentials: &Credentials,
         region: &str,
@@ -48,29 +43,12 @@ impl BatchSigner {
                 "expiry of {expires_in} s is outside 1 to {MAX_EXPIRES_IN} s"
             )));
         }
-        let date = format!("{:04}{:02}{:02}", now.year(), now.month(), now.day());
-        let amz_date = format!(
-            "{date}T{:02}{:02}{:02}Z",
-            now.hour(),
-            now.minute(),
-            now.second()
-        );
-        let scope = format!("{date}/{region}/s3/aws4_request");
-        let signing_key = generate_signing_key(
-            credentials.secret_access_key.expose(),
-            system_time(now),
-            region,
-            "s3",
-        );
+        let scope = Scope::new(credentials, region, now);
 
-        let mut keyed = Hmac::<Sha256>::new_from_slice(signing_key.as_ref())
-            .map_err(|_| PresignError("the signing key is empty".to_owned()))?;
-        keyed.update(format!("{ALGORITHM}\n{amz_date}\n{scope}\n").as_bytes());
-        let credential = format!("{}/{scope}", credentials.access_key_id);
         let mut auth_params = vec![
             ("X-Amz-Algorithm", ALGORITHM.to_owned()),
-            ("X-Amz-Credential", credential),
-            ("X-Amz-Date", amz_date.clone()),
+            ("X-Amz-Credential", scope.credential.clone()),
+            ("X-Amz-Date", scope.amz_date.clone()),
             ("X-Amz-Expires", expires_in.to_string()),
         ];
         if let Some(token) = &credentials.session_token {
@@ -80,7 +58,7 @@ impl BatchSigner {
             .into_iter()
             .map(|(n, v)| (n.to_owned(), encode_query_component(&v)))
             .collect();
-        Ok(Self { keyed, auth_params })
+        Ok(Self { scope, auth_params })
     }
 
     /// Signs one request. `query` holds the operation's parameters, raw; `headers` the
@@ -93,14 +71,10 @@ impl BatchSigner {
         headers: &[(&str, &str)],
     ) -> String {
         // Canonical headers: host and the given ones, sorted by name, values trimmed.
-        let host = target
-            .origin
-            .split_once("://")
-            .map_or(target.origin.as_str(), |(_, h)| h);
         let mut canonical_headers: Vec<(&str, String)> = headers
             .iter()
             .map(|(n, v)| (*n, trim_all(v)))
-            .chain(std::iter::once(("host", host.to_owned())))
+            .chain(std::iter::once(("host", target.host().to_owned())))
             .collect();
         canonical_headers.sort_by(|a, b| a.0.cmp(b.0));
         let signed_headers = canonical_headers
@@ -138,9 +112,7 @@ impl BatchSigner {
         }
         let _ = write!(request, "\n{signed_headers}\nUNSIGNED-PAYLOAD");
         let request_hash = hex_digest(&Sha256::digest(request.as_bytes()));
-        let mut mac = self.keyed.clone();
-        mac.update(&request_hash);
-        let signature = hex_digest(&mac.finalize().into_bytes());
+        let signature = self.scope.signature(&request_hash);
 
         // The URL: the canonical query is a valid query, so it is reused as is.
         let mut url = String::with_capacity(
@@ -151,12 +123,10 @@ impl BatchSigner {
         url.push('?');
         url.push_str(&canonical_query);
         url.push_str("&X-Amz-Signature=");
-        url.push_str(std::str::from_utf8(&signature).unwrap_or_default());
+        url.push_str(hex_str(&signature));
         url
     }
-}
 
-impl BatchSigner {
     /// Prepares the signing of UploadPart URLs of one upload. With `with_length`, each URL
     /// signs its part's `content-length`.
     pub fn parts<'a>(
@@ -165,11 +135,6 @@ impl BatchSigner {
         upload_id: &str,
         with_length: bool,
     ) -> PartSigner<'a> {
-        let host = target
-            .origin
-            .split_once("://")
-            .map_or(target.origin.as_str(), |(_, h)| h)
-            .to_owned();
         let signed_headers = if with_length {
             "content-length;host"
         } else {
@@ -197,7 +162,7 @@ impl BatchSigner {
             prefix,
             url_prefix: format!("{}{}?{common_query}", target.origin, target.path),
             upload_id: encode_query_component(upload_id),
-            host,
+            host: target.host().to_owned(),
             signed_headers,
             with_length,
         }
@@ -237,10 +202,7 @@ impl PartSigner<'_> {
         digest.update(self.signed_headers.as_bytes());
         digest.update(b"\nUNSIGNED-PAYLOAD");
         let request_hash = hex_digest(&digest.finalize());
-
-        let mut mac = self.signer.keyed.clone();
-        mac.update(&request_hash);
-        let signature = hex_digest(&mac.finalize().into_bytes());
+        let signature = self.signer.scope.signature(&request_hash);
 
         let mut url = String::with_capacity(self.url_prefix.len() + self.upload_id.len() + 100);
         url.push_str(&self.url_prefix);
@@ -248,28 +210,7 @@ impl PartSigner<'_> {
         url.push_str("&uploadId=");
         url.push_str(&self.upload_id);
         url.push_str("&X-Amz-Signature=");
-        url.push_str(std::str::from_utf8(&signature).unwrap_or_default());
+        url.push_str(hex_str(&signature));
         url
     }
-}
-
-/// The lowercase hex of a 32-byte digest, written on the stack: a part URL needs two, and
-/// building them as `String`s one `char` at a time cost more than a tenth of a batch.
-fn hex_digest(digest: &[u8]) -> [u8; 64] {
-    let mut out = [0; 64];
-    // Cannot fail: 32 bytes are exactly 64 hex digits.
-    let _ = hex::encode_to_slice(digest, &mut out);
-    out
-}
-
-/// SigV4's header value rule: trim spaces at both ends and fold runs of spaces into one.
-fn trim_all(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for word in value.split(' ').filter(|w| !w.is_empty()) {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    out
 }
