@@ -83,9 +83,15 @@ impl ErrorCode {
     }
 }
 
-/// An error answer.
+/// An error answer. It is one pointer wide, so that the many `Result`s that carry it
+/// stay small: moving a five-field error through every `?` of the request's path made
+/// a measurable part of the Worker's size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorDetail>);
+
+/// What an [`ApiError`] holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorDetail {
     /// Its kind.
     pub code: ErrorCode,
     /// One sentence for a human.
@@ -124,13 +130,13 @@ impl ApiError {
             ErrorCode::Unauthorized => vec![("www-authenticate", "Bearer".to_owned())],
             _ => Vec::new(),
         };
-        Self {
+        Self(Box::new(ErrorDetail {
             code,
             message: message.into(),
             field: None,
             headers,
             log_detail: None,
-        }
+        }))
     }
 
     /// A 400 about one field.
@@ -140,19 +146,19 @@ impl ApiError {
 
     /// Names the field at fault.
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
+        self.0.field = Some(field.into());
         self
     }
 
     /// Adds a response header.
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+        self.0.headers.push((name, value.into()));
         self
     }
 
     /// Adds detail for the log only.
     pub fn with_log_detail(mut self, detail: impl Into<String>) -> Self {
-        self.log_detail = Some(detail.into());
+        self.0.log_detail = Some(detail.into());
         self
     }
 
@@ -185,6 +191,14 @@ impl ApiError {
             },
         };
         serde_json::to_string(&body).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for ApiError {
+    type Target = ErrorDetail;
+
+    fn deref(&self) -> &ErrorDetail {
+        &self.0
     }
 }
 
@@ -283,6 +297,6 @@ mod tests {
         let error = ApiError::from(ConfigError::new("secret API_KEY", "is not set"));
         assert_eq!(error.status(), 500);
         assert!(error.message.contains("secret API_KEY"));
-        assert!(error.log_detail.unwrap().contains("is not set"));
+        assert!(error.log_detail.as_deref().unwrap().contains("is not set"));
     }
 }
