@@ -12,8 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64ct::{Base64, Encoding};
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
@@ -270,7 +269,7 @@ pub fn sign_single(
 
 /// A checksum must be the standard base64 of 32 bytes.
 fn check_sha256(checksum: &str) -> Result<(), ApiError> {
-    match STANDARD.decode(checksum) {
+    match Base64::decode_vec(checksum) {
         Ok(bytes) if bytes.len() == 32 => Ok(()),
         _ => Err(ApiError::invalid_field(
             "checksumSha256",

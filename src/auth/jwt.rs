@@ -2,8 +2,10 @@
 //! RS256 and ES256 with published keys), and minting the short-lived tokens of the
 //! development login.
 //!
-//! Parsing and the HMAC check are done by `jwt-compact`; this module decides which issuer
-//! a token is checked against and what its claims must say:
+//! Parsing, claims and the signature check are done by `jwt-compact`, with HS256 computed
+//! by the same `hmac` and `sha2` that sign the upload URLs ([`HmacSha256`]), so the
+//! Worker carries one SHA-256. This module decides which issuer a token is checked
+//! against and what its claims must say:
 //!
 //! - `alg` must be one the issuer accepts, and the issuer's kind of key decides which:
 //!   HS256 only with a secret, RS256 and ES256 only with published keys, so an HS256
@@ -15,13 +17,22 @@
 //!
 //! See RFC 7519 (JWT) and RFC 8725 (JWT best current practices).
 
+use base64ct::{Base64UrlUnpadded, Encoding};
 use chrono::{DateTime, Duration, Utc};
-use jwt_compact::alg::{Hs256, Hs256Key};
-use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken, ValidationError};
+use std::borrow::Cow;
+use std::num::NonZeroUsize;
+
+use hmac::{Hmac, KeyInit, Mac};
+use jwt_compact::{
+    Algorithm, AlgorithmExt, AlgorithmSignature, Claims, Header, TimeOptions, UntrustedToken,
+    ValidationError,
+};
 use serde_json::{Map, Value};
+use sha2::Sha256;
 
 use super::{AuthError, Principal};
 use crate::config::{IssuerKey, JwtIssuer};
+use crate::secret::Secret;
 
 type CustomClaims = Map<String, Value>;
 
@@ -115,8 +126,10 @@ pub fn verify<'a>(
         }
         match &issuer.key {
             IssuerKey::Hmac(secret) => {
-                let key = Hs256Key::new(secret.expose().as_bytes());
-                match Hs256.validator::<CustomClaims>(&key).validate(&untrusted) {
+                match HmacSha256
+                    .validator::<CustomClaims>(secret)
+                    .validate(&untrusted)
+                {
                     Ok(verified) => {
                         return check_claims(verified.claims(), issuer, now).map(Verified::Done);
                     }
@@ -147,7 +160,7 @@ pub fn verify<'a>(
 /// understands none.
 fn has_critical_extensions(token: &str) -> bool {
     let header = token.split('.').next().unwrap_or_default();
-    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header)
+    Base64UrlUnpadded::decode_vec(header)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
         .is_some_and(|h| h.contains_key("crit"))
@@ -228,8 +241,61 @@ pub fn mint(
     let IssuerKey::Hmac(secret) = &issuer.key else {
         return Err("the issuer has no HS256 secret".to_owned());
     };
-    let key = Hs256Key::new(secret.expose().as_bytes());
-    Hs256
-        .token(&Header::empty().with_token_type("JWT"), &claims, &key)
+    HmacSha256
+        .token(&Header::empty().with_token_type("JWT"), &claims, secret)
         .map_err(|e| e.to_string())
+}
+
+/// HS256 (RFC 7518 section 3.2): HMAC-SHA256 with a shared secret.
+///
+/// `jwt-compact` has its own, built on older versions of `hmac` and `sha2` than the
+/// signing of URLs uses; this one keeps a second SHA-256 out of the Worker.
+#[derive(Debug, Clone, Copy)]
+pub struct HmacSha256;
+
+/// An HS256 signature: 32 bytes.
+#[derive(Debug, Clone)]
+pub struct HmacSha256Signature([u8; 32]);
+
+impl AlgorithmSignature for HmacSha256Signature {
+    const LENGTH: Option<NonZeroUsize> = NonZeroUsize::new(32);
+
+    fn try_from_slice(slice: &[u8]) -> anyhow::Result<Self> {
+        Ok(Self(slice.try_into()?))
+    }
+
+    fn as_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.0)
+    }
+}
+
+impl Algorithm for HmacSha256 {
+    type SigningKey = Secret;
+    type VerifyingKey = Secret;
+    type Signature = HmacSha256Signature;
+
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed("HS256")
+    }
+
+    fn sign(&self, key: &Secret, message: &[u8]) -> HmacSha256Signature {
+        HmacSha256Signature(keyed(key, message).finalize().into_bytes().into())
+    }
+
+    /// Compares in constant time.
+    fn verify_signature(
+        &self,
+        signature: &HmacSha256Signature,
+        key: &Secret,
+        message: &[u8],
+    ) -> bool {
+        keyed(key, message).verify_slice(&signature.0).is_ok()
+    }
+}
+
+fn keyed(key: &Secret, message: &[u8]) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose().as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(message);
+    mac
 }

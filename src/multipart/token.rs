@@ -10,8 +10,7 @@
 //! It is opaque to clients, URL- and path-safe (the `/s3/` routes put it in the path), and
 //! not encrypted: it holds nothing secret.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64ct::{Base64UrlUnpadded, Encoding};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -63,8 +62,11 @@ pub enum TokenError {
 impl UploadToken {
     /// Signs the token.
     pub fn seal(&self, secret: &Secret) -> String {
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default());
-        let tag = URL_SAFE_NO_PAD.encode(mac(secret, payload.as_bytes()).finalize().into_bytes());
+        let payload =
+            Base64UrlUnpadded::encode_string(&serde_json::to_vec(self).unwrap_or_default());
+        let tag = Base64UrlUnpadded::encode_string(
+            &mac(secret, payload.as_bytes()).finalize().into_bytes(),
+        );
         format!("{payload}.{tag}")
     }
 
@@ -74,16 +76,12 @@ impl UploadToken {
             return Err(TokenError::Invalid);
         }
         let (payload, tag) = token.split_once('.').ok_or(TokenError::Invalid)?;
-        let tag = URL_SAFE_NO_PAD
-            .decode(tag)
-            .map_err(|_| TokenError::Invalid)?;
+        let tag = Base64UrlUnpadded::decode_vec(tag).map_err(|_| TokenError::Invalid)?;
         mac(secret, payload.as_bytes())
             .verify_slice(&tag)
             .map_err(|_| TokenError::Invalid)?;
 
-        let json = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| TokenError::Invalid)?;
+        let json = Base64UrlUnpadded::decode_vec(payload).map_err(|_| TokenError::Invalid)?;
         let token: Self = serde_json::from_slice(&json).map_err(|_| TokenError::Invalid)?;
         if token.v != 1 {
             return Err(TokenError::Invalid);
