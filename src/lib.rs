@@ -15,6 +15,7 @@
 //! - [`api`]: the HTTP API as pure functions, and its errors;
 //! - [`multipart`]: part plans, upload tokens, part-list checks;
 //! - [`store`]: the signer's own calls to the store (create, list, complete, abort);
+//! - [`json`]: reading JSON with errors that name the member at fault;
 //! - [`cors`], [`audit`]: CORS headers and the audit log line;
 //! - `edge`: the Workers runtime glue, the only code that touches `Env`, `Request`,
 //!   `Response`, the clock and randomness.
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod config;
 pub mod cors;
 mod edge;
+pub mod json;
 pub mod multipart;
 pub mod policy;
 pub mod presign;

@@ -32,65 +32,28 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "the request body is empty; send a JSON object",
         ));
     }
-
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
             "the request body must be a JSON object",
         ));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let full = inner.to_string();
-        let message = without_position(&full);
-        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-            return ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("the request body is not valid JSON: {message}"),
-            );
-        }
-        // A missing field is reported at its parent; name the field itself.
-        let field = match missing_field(message).or_else(|| duplicate_field(message)) {
-            Some(name) if path == "." => name.to_owned(),
-            Some(name) => format!("{path}.{name}"),
-            None => path,
-        };
-        if field == "." {
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("the request body: {message}"),
-            )
-        } else {
-            ApiError::invalid_field(field.clone(), format!("{field}: {message}"))
-        }
-    })?;
-    deserializer.end().map_err(|_| {
-        ApiError::new(
+
+    crate::json::from_slice(body).map_err(|e| match (e.syntax, e.path.as_str()) {
+        (true, _) if e.message == "trailing characters" => ApiError::new(
             ErrorCode::InvalidRequest,
             "the request body has text after the JSON object",
-        )
-    })?;
-    Ok(value)
-}
-
-/// serde_json's message without its "at line 1 column 39" suffix, which says nothing to
-/// a client that sent one line.
-fn without_position(message: &str) -> &str {
-    message
-        .rfind(" at line ")
-        .map_or(message, |at| &message[..at])
-}
-
-/// The name in serde's "duplicate field `name`".
-fn duplicate_field(message: &str) -> Option<&str> {
-    message.strip_prefix("duplicate field `")?.split('`').next()
-}
-
-/// The name in serde's "missing field `name`".
-fn missing_field(message: &str) -> Option<&str> {
-    message.strip_prefix("missing field `")?.split('`').next()
+        ),
+        (true, _) => ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("the request body is not valid JSON: {}", e.message),
+        ),
+        (false, ".") => ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("the request body: {}", e.message),
+        ),
+        (false, field) => ApiError::invalid_field(field, format!("{field}: {}", e.message)),
+    })
 }
 
 #[cfg(test)]

@@ -73,13 +73,16 @@ where
         where
             A: serde::de::MapAccess<'de>,
         {
+            // Refused as soon as the name is read, so that the error's position (which
+            // crate::json turns into its path) is at the name given twice.
             let mut map = BTreeMap::new();
-            while let Some((name, value)) = entries.next_entry::<String, V>()? {
+            while let Some(name) = entries.next_key::<String>()? {
                 if map.contains_key(&name) {
                     return Err(serde::de::Error::custom(format!(
                         "duplicate field `{name}`"
                     )));
                 }
+                let value = entries.next_value()?;
                 map.insert(name, value);
             }
             Ok(map)

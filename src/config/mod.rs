@@ -387,24 +387,27 @@ fn optional_var<T: DeserializeOwned>(
     let Some(text) = source.var_json(name) else {
         return Ok(None);
     };
+    // A string variable holding JSON, as `--var` and .dev.vars give, is read from the
+    // string; an object variable from its own text.
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|_| ConfigError::new(name, "is not valid JSON"))?;
-    // A string variable holding JSON, as `--var` and .dev.vars give.
-    let value = match value {
-        serde_json::Value::String(inner) => serde_json::from_str(&inner)
-            .map_err(|_| ConfigError::new(name, "is a string that is not valid JSON"))?,
-        other => other,
+    let document = match value {
+        serde_json::Value::String(inner) => {
+            serde_json::from_str::<serde_json::Value>(&inner)
+                .map_err(|_| ConfigError::new(name, "is a string that is not valid JSON"))?;
+            inner
+        }
+        _ => text,
     };
-    serde_path_to_error::deserialize(value)
+    crate::json::from_slice(document.as_bytes())
         .map(Some)
         .map_err(|e| {
-            let path = e.path().to_string();
-            let setting = if path == "." {
+            let setting = if e.path == "." {
                 name.to_owned()
             } else {
-                format!("{name}.{path}")
+                format!("{name}.{}", e.path)
             };
-            ConfigError::new(setting, e.into_inner().to_string())
+            ConfigError::new(setting, e.message)
         })
 }
 

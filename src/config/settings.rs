@@ -157,13 +157,45 @@ pub struct AccessSettings {
 }
 
 /// A string, or a list of them.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum OneOrMany {
     /// One value.
     One(String),
     /// Several values.
     Many(Vec<String>),
+}
+
+/// Read by kind of value rather than as an untagged enum, which would buffer the value and
+/// report "did not match any variant" where the whole object ends, not at the member.
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Kind;
+
+        impl<'de> serde::de::Visitor<'de> for Kind {
+            type Value = OneOrMany;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a string or a list of strings")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(value.to_owned()))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut items: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut many = Vec::new();
+                while let Some(item) = items.next_element()? {
+                    many.push(item);
+                }
+                Ok(OneOrMany::Many(many))
+            }
+        }
+
+        deserializer.deserialize_any(Kind)
+    }
 }
 
 impl OneOrMany {

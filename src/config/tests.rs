@@ -85,6 +85,27 @@ fn malformed_setting_is_named_by_its_path() {
 }
 
 #[test]
+fn an_audience_is_a_string_or_a_list_of_strings_and_anything_else_is_named() {
+    let mut source = fixture();
+    source.vars.get_mut("AUTH").unwrap()["jwt"][0]["audience"] = json!(["a", "b"]);
+    let config = Config::load(&source).unwrap();
+    assert_eq!(
+        config.auth.jwt_issuers[0].audience,
+        Some(vec!["a".to_owned(), "b".to_owned()])
+    );
+
+    source.vars.get_mut("AUTH").unwrap()["jwt"][0]["audience"] = json!(["a", 7]);
+    assert_eq!(load_err(&source).setting, "AUTH.jwt[0].audience[1]");
+    source.vars.get_mut("AUTH").unwrap()["jwt"][0]["audience"] = json!({"a": 1});
+    let error = load_err(&source);
+    assert_eq!(error.setting, "AUTH.jwt[0].audience");
+    assert!(
+        error.to_string().contains("a string or a list of strings"),
+        "{error}"
+    );
+}
+
+#[test]
 fn misspelt_setting_is_refused() {
     let mut source = fixture();
     source.vars.get_mut("PROFILES").unwrap()["default"]["maxsize"] = json!(1);

@@ -14,7 +14,7 @@ use futures_util::future::{Either, select};
 use worker::js_sys::{self, Array, Function, Promise, Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{AbortController, Delay, Fetch, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Fetch, Request, web_sys};
 
 use crate::auth::jwks::{self, CacheState, KeySet};
 use crate::auth::jwt::PendingToken;
@@ -125,9 +125,9 @@ async fn wait_for_fetch_under_way(url: &str) {
 }
 
 async fn fetch_set(url: &str) -> Result<(KeySet, u32), String> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get);
-    let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    let request = web_sys::Request::new_with_str(url)
+        .map(Request::from)
+        .map_err(|_| "is not a URL the runtime can fetch".to_owned())?;
     let controller = AbortController::default();
     let signal = controller.signal();
     let fetch = Fetch::Request(request);
