@@ -4,7 +4,7 @@
 //! upload, though, needs the signer to create, list, complete and abort it. This module
 //! builds those requests, signed in the `Authorization` header
 //! ([`crate::presign::headers`]), and reads the store's answers (XML, read with
-//! `roxmltree`). The Worker glue sends the requests with `fetch` through the [`Store`]
+//! `quick-xml`). The Worker glue sends the requests with `fetch` through the [`Store`]
 //! trait and retries them as [`retry`] says.
 //!
 //! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateMultipartUpload.html>

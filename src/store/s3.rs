@@ -249,10 +249,10 @@ pub fn parse_head(response: &StoreResponse) -> Result<Option<(String, u64)>, Sto
 }
 
 /// The parsed body of a successful answer, or the store's error.
-fn success(response: &StoreResponse) -> Result<Answer<'_>, StoreError> {
+fn success(response: &StoreResponse) -> Result<Answer, StoreError> {
     let text = std::str::from_utf8(&response.body).unwrap_or_default();
     let answer = Answer::parse(text);
-    let error = |answer: Option<&Answer<'_>>| StoreError {
+    let error = |answer: Option<&Answer>| StoreError {
         status: response.status,
         code: answer
             .and_then(|a| a.text("Code"))
