@@ -174,8 +174,11 @@ fn upload_request(
 /// `GET /s3/params?filename=&type=&metadata[size]=`: one presigned PUT.
 pub fn params(ctx: &RequestContext<'_>, query: &[(String, String)]) -> Result<Params, ApiError> {
     // A name given twice would leave the signer to pick one of two values.
-    let mut seen = std::collections::BTreeSet::new();
-    if let Some((name, _)) = query.iter().find(|(n, _)| !seen.insert(n.as_str())) {
+    let repeated = query
+        .iter()
+        .enumerate()
+        .find(|(i, (name, _))| query[..*i].iter().any(|(earlier, _)| earlier == name));
+    if let Some((_, (name, _))) = repeated {
         return Err(ApiError::invalid_field(
             name.clone(),
             format!("the query gives `{name}` twice"),
@@ -187,13 +190,17 @@ pub fn params(ctx: &RequestContext<'_>, query: &[(String, String)]) -> Result<Pa
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
     };
-    let metadata: BTreeMap<String, Value> = query
-        .iter()
-        .filter_map(|(n, v)| {
-            let field = n.strip_prefix("metadata[")?.strip_suffix(']')?;
-            Some((field.to_owned(), Value::String(v.clone())))
-        })
-        .collect();
+    // Filled one entry at a time: collecting into a map sorts first, a sort more in the
+    // Worker for one map.
+    let mut metadata = BTreeMap::new();
+    for (name, value) in query {
+        if let Some(field) = name
+            .strip_prefix("metadata[")
+            .and_then(|f| f.strip_suffix(']'))
+        {
+            metadata.insert(field.to_owned(), Value::String(value.clone()));
+        }
+    }
     let filename = get("filename")
         .ok_or_else(|| ApiError::invalid_field("filename", "filename is missing"))?;
     let request = upload_request(filename, get("type"), &metadata)?;
@@ -201,10 +208,12 @@ pub fn params(ctx: &RequestContext<'_>, query: &[(String, String)]) -> Result<Pa
     let single = uploads::sign_single(ctx, &plan)?;
     let mut headers = single.headers;
     headers.remove("content-length");
+    let mut fields = BTreeMap::new();
+    fields.insert("key".to_owned(), single.key);
     Ok(Params {
         method: "PUT",
         url: single.url,
-        fields: BTreeMap::from([("key".to_owned(), single.key)]),
+        fields,
         headers,
     })
 }
@@ -289,13 +298,11 @@ pub async fn sign_batch(
             )
         })?;
     let signed = multipart::sign_parts(ctx, store, upload, &numbers).await?;
-    Ok(SignedBatch {
-        presigned_urls: signed
-            .parts
-            .into_iter()
-            .map(|p| (p.part_number.to_string(), p.url))
-            .collect(),
-    })
+    let mut presigned_urls = BTreeMap::new();
+    for part in signed.parts {
+        presigned_urls.insert(part.part_number.to_string(), part.url);
+    }
+    Ok(SignedBatch { presigned_urls })
 }
 
 /// `GET /s3/multipart/{uploadId}`.

@@ -378,12 +378,14 @@ fn check_part_numbers(numbers: &[u32], plan: Option<&PartPlan>) -> Result<(), Ap
             format!("part {bad} is outside this upload's parts 1 to {last}"),
         ));
     }
-    let mut sorted = numbers.to_vec();
-    sorted.sort_unstable();
-    if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
+    let mut listed = vec![false; last as usize + 1];
+    if let Some(twice) = numbers
+        .iter()
+        .find(|n| std::mem::replace(&mut listed[**n as usize], true))
+    {
         return Err(ApiError::invalid_field(
             field,
-            format!("part {} is listed twice", pair[0]),
+            format!("part {twice} is listed twice"),
         ));
     }
     Ok(())

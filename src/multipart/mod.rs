@@ -69,7 +69,9 @@ pub fn check_parts(
         return Err(PartsError::Empty);
     }
     let last = plan.map_or(MAX_PARTS, |p| p.part_count);
-    let mut checked = Vec::with_capacity(parts.len());
+    // Each part's ETag in the slot of its number: a part given twice finds its slot
+    // taken, and reading the slots in order gives the list sorted, with no sort.
+    let mut etags: Vec<Option<String>> = vec![None; last as usize + 1];
     for part in parts {
         let number = part.part_number;
         if number == 0 || number > last {
@@ -82,20 +84,22 @@ pub fn check_parts(
             .filter(|e| !e.is_empty())
             .ok_or(PartsError::MissingEtag(number))?;
         let bare = bare_etag(etag).ok_or(PartsError::MalformedEtag(number))?;
-        checked.push((number, format!("\"{bare}\"")));
+        let slot = &mut etags[number as usize];
+        if slot.is_some() {
+            return Err(PartsError::Duplicate(number));
+        }
+        *slot = Some(format!("\"{bare}\""));
     }
-    checked.sort_by_key(|(number, _)| *number);
-    if let Some(pair) = checked.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(PartsError::Duplicate(pair[0].0));
-    }
-    if plan.is_some() && checked.len() < last as usize {
-        let missing = (1..=last)
-            .zip(checked.iter().map(|(n, _)| *n).chain(std::iter::repeat(0)))
-            .find(|(want, have)| want != have)
-            .map_or(last, |(want, _)| want);
+    if plan.is_some()
+        && let Some(missing) = (1..=last).find(|n| etags[*n as usize].is_none())
+    {
         return Err(PartsError::Missing(missing));
     }
-    Ok(checked)
+    Ok(etags
+        .into_iter()
+        .enumerate()
+        .filter_map(|(number, etag)| Some((u32::try_from(number).ok()?, etag?)))
+        .collect())
 }
 
 /// An ETag without quotes; `None` unless it is 1 to 1024 letters, digits and

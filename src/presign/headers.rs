@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::encode::encode_query_component;
-use super::{ALGORITHM, Credentials, Scope, Target, hex_digest, hex_str, trim_all};
+use super::{
+    ALGORITHM, Credentials, Scope, Target, canonical_headers, canonical_query, hex_digest, hex_str,
+};
 
 /// A request to sign in its headers.
 #[derive(Debug, Clone, Copy)]
@@ -53,33 +55,24 @@ pub fn sign(request: &HeaderRequest<'_>) -> Vec<(String, String)> {
         added.push(("x-amz-security-token".to_owned(), token.expose().to_owned()));
     }
 
-    // Canonical headers: all of them and host, sorted by name, values trimmed.
-    let mut canonical_headers: Vec<(&str, String)> = request
-        .headers
-        .iter()
-        .map(|(n, v)| (*n, trim_all(v)))
-        .chain(added.iter().map(|(n, v)| (n.as_str(), v.clone())))
-        .chain(std::iter::once(("host", request.target.host().to_owned())))
-        .collect();
-    canonical_headers.sort_by(|a, b| a.0.cmp(b.0));
-    let signed_headers = canonical_headers
-        .iter()
-        .map(|(n, _)| *n)
-        .collect::<Vec<_>>()
-        .join(";");
+    // Canonical headers: all of them and host.
+    let (canonical_headers, signed_headers) = canonical_headers(
+        request
+            .headers
+            .iter()
+            .copied()
+            .chain(added.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            .chain(std::iter::once(("host", request.target.host()))),
+    );
 
-    // Canonical query: every parameter encoded, sorted by bytes.
-    let mut params: Vec<(String, String)> = request
-        .query
-        .iter()
-        .map(|(n, v)| (encode_query_component(n), encode_query_component(v)))
-        .collect();
-    params.sort();
-    let canonical_query = params
-        .iter()
-        .map(|(n, v)| format!("{n}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
+    // Canonical query: every parameter.
+    let canonical_query = canonical_query(
+        request
+            .query
+            .iter()
+            .map(|(n, v)| (encode_query_component(n), encode_query_component(v)))
+            .collect(),
+    );
 
     // The canonical request, then the string to sign, then the signature.
     let mut canonical = String::with_capacity(512);

@@ -162,6 +162,42 @@ fn hex_str(hex: &[u8; 64]) -> &str {
     std::str::from_utf8(hex).unwrap_or_default()
 }
 
+/// "Create a canonical request", its headers: each name (lowercase) with its value
+/// trimmed, sorted by name; and the `SignedHeaders` list of the names.
+///
+/// Names are unique (they come from maps), so sorting the pairs sorts by name. Pairs of
+/// strings are what [`canonical_query`] sorts too: the Worker then holds one copy of the
+/// sort, about 3 KB of code per element type.
+fn canonical_headers<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
+) -> (Vec<(String, String)>, String) {
+    let mut canonical: Vec<(String, String)> =
+        headers.map(|(n, v)| (n.to_owned(), trim_all(v))).collect();
+    canonical.sort();
+    let signed = canonical
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
+    (canonical, signed)
+}
+
+/// "Create a canonical request", its query: the parameters, names and values already
+/// encoded, sorted by name and then value (byte order), joined by `&`.
+fn canonical_query(mut params: Vec<(String, String)>) -> String {
+    params.sort();
+    let mut query = String::with_capacity(512);
+    for (i, (name, value)) in params.iter().enumerate() {
+        if i > 0 {
+            query.push('&');
+        }
+        query.push_str(name);
+        query.push('=');
+        query.push_str(value);
+    }
+    query
+}
+
 /// SigV4's header value rule: trim spaces at both ends and fold runs of spaces into one.
 fn trim_all(value: &str) -> String {
     let mut out = String::with_capacity(value.len());

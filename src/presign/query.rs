@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 
 use super::encode::encode_query_component;
 use super::{
-    ALGORITHM, Credentials, MAX_EXPIRES_IN, PresignError, Scope, Target, hex_digest, hex_str,
-    trim_all,
+    ALGORITHM, Credentials, MAX_EXPIRES_IN, PresignError, Scope, Target, canonical_headers,
+    canonical_query, hex_digest, hex_str,
 };
 
 /// Signs any number of URLs for one bucket, one time and one expiry.
@@ -70,21 +70,16 @@ impl BatchSigner {
         query: &[(&str, &str)],
         headers: &[(&str, &str)],
     ) -> String {
-        // Canonical headers: host and the given ones, sorted by name, values trimmed.
-        let mut canonical_headers: Vec<(&str, String)> = headers
-            .iter()
-            .map(|(n, v)| (*n, trim_all(v)))
-            .chain(std::iter::once(("host", target.host().to_owned())))
-            .collect();
-        canonical_headers.sort_by(|a, b| a.0.cmp(b.0));
-        let signed_headers = canonical_headers
-            .iter()
-            .map(|(n, _)| *n)
-            .collect::<Vec<_>>()
-            .join(";");
+        // Canonical headers: host and the given ones.
+        let (canonical_headers, signed_headers) = canonical_headers(
+            headers
+                .iter()
+                .copied()
+                .chain(std::iter::once(("host", target.host()))),
+        );
 
-        // Canonical query: every parameter but the signature, encoded, sorted by bytes.
-        let mut params: Vec<(String, String)> = query
+        // Canonical query: every parameter but the signature.
+        let params: Vec<(String, String)> = query
             .iter()
             .map(|(n, v)| (encode_query_component(n), encode_query_component(v)))
             .chain(self.auth_params.iter().cloned())
@@ -93,16 +88,7 @@ impl BatchSigner {
                 encode_query_component(&signed_headers),
             )))
             .collect();
-        params.sort();
-        let mut canonical_query = String::with_capacity(512);
-        for (i, (name, value)) in params.iter().enumerate() {
-            if i > 0 {
-                canonical_query.push('&');
-            }
-            canonical_query.push_str(name);
-            canonical_query.push('=');
-            canonical_query.push_str(value);
-        }
+        let canonical_query = canonical_query(params);
 
         // The canonical request, then the string to sign, then the signature.
         let mut request = String::with_capacity(1024);
