@@ -7,7 +7,6 @@
 //! fetched keeps the old one in use; with none at all, the request gets 503.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
@@ -38,9 +37,31 @@ struct Kept {
     fetching_since: Option<i64>,
 }
 
+/// Key sets by URL. There is one URL per configured issuer, a handful at most, so a list
+/// searched in order does (a `HashMap` would add its hashing code to the Worker).
+#[derive(Default)]
+struct KeptSets(Vec<(String, Kept)>);
+
+impl KeptSets {
+    fn get(&self, url: &str) -> Option<&Kept> {
+        self.0.iter().find(|(u, _)| u == url).map(|(_, kept)| kept)
+    }
+
+    fn entry(&mut self, url: &str) -> &mut Kept {
+        let index = match self.0.iter().position(|(u, _)| u == url) {
+            Some(index) => index,
+            None => {
+                self.0.push((url.to_owned(), Kept::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[index].1
+    }
+}
+
 thread_local! {
     /// Key sets by URL, for the life of the isolate.
-    static KEY_SETS: RefCell<HashMap<String, Kept>> = RefCell::new(HashMap::new());
+    static KEY_SETS: RefCell<KeptSets> = RefCell::new(KeptSets::default());
 }
 
 /// Verifies a pending token's signature with its issuer's published key, then its claims.
@@ -73,7 +94,7 @@ pub async fn finish(
     });
     if jwks::should_fetch(state, known, seconds, i64::from(*min_refetch_seconds)) {
         KEY_SETS.with_borrow_mut(|sets| {
-            let kept = sets.entry(url.clone()).or_default();
+            let kept = sets.entry(url);
             kept.fetching_since = Some(now.timestamp_millis());
             kept.state = Some(CacheState {
                 last_attempt: Some(seconds),
@@ -82,7 +103,7 @@ pub async fn finish(
         });
         let fetched = fetch_set(url).await;
         KEY_SETS.with_borrow_mut(|sets| {
-            let kept = sets.entry(url.clone()).or_default();
+            let kept = sets.entry(url);
             kept.fetching_since = None;
             if let (Ok((set, max_age)), Some(state)) = (fetched, kept.state.as_mut()) {
                 kept.set = Some(set);
