@@ -9,11 +9,16 @@ use crate::config::Source;
 /// The Worker's environment as a configuration source.
 pub struct EnvSource<'a>(pub &'a Env);
 
+/// A binding, variable or secret of the environment, if it is set.
+pub fn binding(env: &Env, name: &str) -> Option<JsValue> {
+    Reflect::get(env, &JsValue::from_str(name))
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
 impl EnvSource<'_> {
     fn binding(&self, name: &str) -> Option<JsValue> {
-        Reflect::get(self.0, &JsValue::from_str(name))
-            .ok()
-            .filter(|v| !v.is_undefined() && !v.is_null())
+        binding(self.0, name)
     }
 }
 

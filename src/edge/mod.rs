@@ -18,6 +18,9 @@ use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use worker::js_sys::{Object, Reflect};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Context, Env, Request, Response, event};
 
 use crate::api::{self, ApiError, ErrorCode, RequestContext, Route, json};
@@ -192,13 +195,34 @@ const RATE_LIMIT_PERIOD_SECONDS: u32 = 60;
 /// Counts a signing request against its caller's limit, when the deployment has a
 /// rate-limiting binding. The key is the credential and the subject, so that an API key
 /// and a JWT subject of the same name do not share a budget.
+///
+/// The binding is called as the runtime defines it, `limit({key})` answering
+/// `{success}`: `worker::RateLimiter` converts both objects with `serde-wasm-bindgen`,
+/// which this Worker would carry for this one call.
 async fn check_rate_limit(env: &Env, principal: &auth::Principal) -> Result<(), ApiError> {
-    let Ok(limiter) = env.rate_limiter(RATE_LIMITER) else {
+    let Some(binding) = env::binding(env, RATE_LIMITER) else {
         return Ok(());
     };
+    // Not checked with `instanceof`: the runtime's class is not a global. Anything else
+    // under that name throws on `limit`, which counts as a limiter that cannot answer.
+    let limiter: worker::worker_sys::RateLimiter = binding.unchecked_into();
     let key = format!("{}|{}", principal.credential, principal.subject);
-    match limiter.limit(key).await {
-        Ok(outcome) if !outcome.success => Err(ApiError::new(
+    let options = Object::new();
+    let _ = Reflect::set(
+        &options,
+        &JsValue::from_str("key"),
+        &JsValue::from_str(&key),
+    );
+    let success = match limiter.limit(options) {
+        Ok(promise) => JsFuture::from(promise)
+            .await
+            .ok()
+            .and_then(|outcome| Reflect::get(&outcome, &JsValue::from_str("success")).ok())
+            .and_then(|success| success.as_bool()),
+        Err(_) => None,
+    };
+    match success {
+        Some(false) => Err(ApiError::new(
             ErrorCode::RateLimited,
             format!(
                 "too many signing requests for this caller; retry after \
