@@ -77,11 +77,7 @@ fn complete_body(list: &[u8]) {
         path: "/bucket/key".to_owned(),
         region: "us-east-1".to_owned(),
     };
-    let credentials = Credentials {
-        access_key_id: "AKID".to_owned(),
-        secret_access_key: Secret::new("secret"),
-        session_token: None,
-    };
+    let credentials = Credentials::new("AKID", Secret::new("secret"), None);
     let call = Call {
         target: &target,
         credentials: &credentials,

@@ -5,7 +5,6 @@
 //! draws random bytes, so a crash found once happens again on the same input.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use chrono::{DateTime, TimeZone, Utc};
 use edge_presigner::auth::Principal;
@@ -59,10 +58,14 @@ pub fn fixture() -> MapSource {
     MapSource::from_document(FIXTURE).expect("tests/fixtures/config.json is a fixture document")
 }
 
-/// The fixture, loaded once.
+/// The fixture, loaded once per thread (a configuration keeps its signing keys in a
+/// `RefCell`, as the Worker's single thread does, so it is not shared between threads).
 pub fn fixture_config() -> &'static Config {
-    static CONFIG: OnceLock<Config> = OnceLock::new();
-    CONFIG.get_or_init(|| Config::load(&fixture()).expect("the fixture loads"))
+    thread_local! {
+        static CONFIG: &'static Config =
+            Box::leak(Box::new(Config::load(&fixture()).expect("the fixture loads")));
+    }
+    CONFIG.with(|config| *config)
 }
 
 /// The request time of every target: 2026-01-15T12:34:56Z.

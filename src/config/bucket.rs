@@ -300,9 +300,9 @@ fn load_credentials(prefix: &str, source: &impl Source) -> Result<Credentials, C
         .secret(&format!("{prefix}_SESSION_TOKEN"))
         .filter(|t| !t.is_empty())
         .map(crate::secret::Secret::new);
-    Ok(Credentials {
-        access_key_id: access_key_id.expose().to_owned(),
+    Ok(Credentials::new(
+        access_key_id.expose(),
         secret_access_key,
         session_token,
-    })
+    ))
 }

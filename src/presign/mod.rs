@@ -35,6 +35,7 @@ pub mod query;
 #[cfg(test)]
 mod reference;
 
+use std::cell::RefCell;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -60,6 +61,62 @@ pub struct Credentials {
     pub secret_access_key: Secret,
     /// The session token of temporary (STS) credentials, signed into the URL.
     pub session_token: Option<Secret>,
+    /// The last signing key derived from this pair, kept for the rest of its day.
+    signing_key: SigningKeyCache,
+}
+
+impl Credentials {
+    /// An access key pair; `session_token` for temporary credentials.
+    pub fn new(
+        access_key_id: impl Into<String>,
+        secret_access_key: Secret,
+        session_token: Option<Secret>,
+    ) -> Self {
+        Self {
+            access_key_id: access_key_id.into(),
+            secret_access_key,
+            session_token,
+            signing_key: SigningKeyCache::default(),
+        }
+    }
+
+    /// The HMAC keyed with the signing key of `date` (`20260115`) and `region`, before
+    /// anything is fed to it.
+    ///
+    /// A signing key depends only on the secret, the day, the region and the service, so
+    /// the Worker, whose configuration lives as long as its isolate, derives it once a
+    /// day per region instead of once per request: four HMACs, a tenth of the work of a
+    /// presigned PUT. Only the last key is kept.
+    fn keyed_hmac(&self, date: &str, region: &str, now: DateTime<Utc>) -> Hmac<Sha256> {
+        let mut cached = self.signing_key.0.borrow_mut();
+        if let Some((cached_date, cached_region, hmac)) = cached.as_ref()
+            && cached_date == date
+            && cached_region == region
+        {
+            return hmac.clone();
+        }
+        // "Derive a signing key".
+        let signing_key = generate_signing_key(
+            self.secret_access_key.expose(),
+            system_time(now),
+            region,
+            "s3",
+        );
+        let hmac = <Hmac<Sha256> as KeyInit>::new_from_slice(signing_key.as_ref())
+            .expect("HMAC takes a key of any length");
+        *cached = Some((date.to_owned(), region.to_owned(), hmac.clone()));
+        hmac
+    }
+}
+
+/// A day's signing key for one region, as an HMAC state ready to sign with it.
+#[derive(Clone, Default)]
+struct SigningKeyCache(RefCell<Option<(String, String, Hmac<Sha256>)>>);
+
+impl fmt::Debug for SigningKeyCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKeyCache([redacted])")
+    }
 }
 
 /// Where a request goes: scheme and authority, and the path already encoded.
@@ -109,7 +166,7 @@ struct Scope {
 }
 
 impl Scope {
-    /// Derives the signing key (four HMACs, by `aws-sigv4`) for `region` on `now`'s day.
+    /// Takes the signing key (four HMACs, by `aws-sigv4`) for `region` on `now`'s day.
     fn new(credentials: &Credentials, region: &str, now: DateTime<Utc>) -> Self {
         // "Create a string to sign": its first three lines.
         let date = format!("{:04}{:02}{:02}", now.year(), now.month(), now.day());
@@ -121,15 +178,8 @@ impl Scope {
         );
         let scope = format!("{date}/{region}/s3/aws4_request");
 
-        // "Derive a signing key", then start the HMAC of the string to sign with it.
-        let signing_key = generate_signing_key(
-            credentials.secret_access_key.expose(),
-            system_time(now),
-            region,
-            "s3",
-        );
-        let mut keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(signing_key.as_ref())
-            .expect("HMAC takes a key of any length");
+        // The signing key, then the HMAC of the string to sign started with it.
+        let mut keyed = credentials.keyed_hmac(&date, region, now);
         keyed.update(format!("{ALGORITHM}\n{amz_date}\n{scope}\n").as_bytes());
 
         Self {

@@ -54,11 +54,11 @@ struct BotocoreFile {
 }
 
 fn sign_case(case: &Case, time: DateTime<Utc>, key_id: &str, secret: &str) -> String {
-    let credentials = Credentials {
-        access_key_id: key_id.to_owned(),
-        secret_access_key: Secret::new(secret),
-        session_token: case.session_token.as_deref().map(Secret::new),
-    };
+    let credentials = Credentials::new(
+        key_id.to_owned(),
+        Secret::new(secret),
+        case.session_token.as_deref().map(Secret::new),
+    );
     let target = Target {
         origin: case.origin.clone(),
         path: format!("{}/{}", case.path_prefix, encode_key(&case.key)),
@@ -250,11 +250,7 @@ fn a_custom_port_is_signed_and_a_default_port_signs_as_none() {
         path: format!("{}/{}", case.path_prefix, encode_key(&case.key)),
         region: case.region.clone(),
     };
-    let credentials = Credentials {
-        access_key_id: "AKID".into(),
-        secret_access_key: Secret::new("secret"),
-        session_token: None,
-    };
+    let credentials = Credentials::new("AKID", Secret::new("secret"), None);
     let headers: Vec<(&str, &str)> = case
         .headers
         .iter()
@@ -279,11 +275,7 @@ fn a_custom_port_is_signed_and_a_default_port_signs_as_none() {
 
 #[test]
 fn expiry_outside_one_second_to_seven_days_is_refused() {
-    let credentials = Credentials {
-        access_key_id: "AKID".into(),
-        secret_access_key: Secret::new("secret"),
-        session_token: None,
-    };
+    let credentials = Credentials::new("AKID", Secret::new("secret"), None);
     for expires_in in [0, 604_801] {
         let signer = BatchSigner::new(&credentials, "auto", DateTime::UNIX_EPOCH, expires_in);
         assert!(signer.is_err(), "{expires_in}");
@@ -314,11 +306,11 @@ fn header_signing_reproduces_the_aws_documentation_example() {
         path: format!("/{}", encode_key(&doc.key)),
         region: doc.region.clone(),
     };
-    let credentials = Credentials {
-        access_key_id: doc.access_key_id.clone(),
-        secret_access_key: Secret::new(doc.secret_access_key.as_str()),
-        session_token: None,
-    };
+    let credentials = Credentials::new(
+        doc.access_key_id.clone(),
+        Secret::new(doc.secret_access_key.as_str()),
+        None,
+    );
     let request_headers: Vec<(&str, &str)> = doc
         .headers
         .iter()
@@ -354,11 +346,11 @@ fn header_signing_reproduces_the_aws_documentation_example() {
 
 /// Credentials with and without a session token, for the property tests.
 fn test_credentials(session_token: Option<String>) -> Credentials {
-    Credentials {
-        access_key_id: "AKIDEXAMPLE".into(),
-        secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
-        session_token: session_token.map(Secret::new),
-    }
+    Credentials::new(
+        "AKIDEXAMPLE",
+        Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        session_token.map(Secret::new),
+    )
 }
 
 proptest::proptest! {
@@ -520,5 +512,43 @@ proptest::proptest! {
         general.sort();
         ours.sort();
         proptest::prop_assert_eq!(general, ours);
+    }
+}
+
+proptest::proptest! {
+    /// The signing key a pair of credentials keeps for its day and region is never used
+    /// for another: one pair signing in turn at times around midnight and in several
+    /// regions makes, each time, the URL that the reference makes from scratch.
+    #[test]
+    fn a_kept_signing_key_serves_only_its_own_day_and_region(
+        signings in proptest::collection::vec(
+            (-2i64 * 86_400..2 * 86_400, "(auto|us-east-1|eu-central-1)"),
+            1..8,
+        ),
+    ) {
+        let credentials = test_credentials(None);
+        let midnight = 1_780_000_000 / 86_400 * 86_400;
+        for (offset, region) in signings {
+            let target = Target {
+                origin: "http://127.0.0.1:8787".to_owned(),
+                path: "/bucket/photo.png".to_owned(),
+                region,
+            };
+            let now = DateTime::from_timestamp(midnight + offset, 0).unwrap();
+            let headers = [("content-type", "image/png")];
+            let input = Input {
+                method: "PUT",
+                target: &target,
+                query: &[],
+                headers: &headers,
+                credentials: &credentials,
+                now,
+            };
+            let general = reference::presign(&input, 900).unwrap();
+            let fast = BatchSigner::new(&credentials, &target.region, now, 900)
+                .unwrap()
+                .sign("PUT", &target, &[], &headers);
+            proptest::prop_assert_eq!(split_url(&general), split_url(&fast));
+        }
     }
 }

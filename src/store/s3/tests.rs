@@ -23,11 +23,7 @@ fn call_parts() -> (Target, Credentials) {
             path: "/bucket/a%20b.bin".into(),
             region: "us-east-1".into(),
         },
-        Credentials {
-            access_key_id: "AKID".into(),
-            secret_access_key: Secret::new("secret"),
-            session_token: Some(Secret::new("token")),
-        },
+        Credentials::new("AKID", Secret::new("secret"), Some(Secret::new("token"))),
     )
 }
 
