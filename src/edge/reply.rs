@@ -1,7 +1,8 @@
 //! Turning answers into Workers `Response`s.
 
 use serde::Serialize;
-use worker::Response;
+use worker::wasm_bindgen::JsValue;
+use worker::web_sys::{self, Headers, ResponseInit};
 
 use crate::api::ApiError;
 use crate::cors;
@@ -67,26 +68,23 @@ impl Reply {
         self,
         origin: &Option<String>,
         allowed_origins: &[String],
-    ) -> worker::Result<Response> {
+    ) -> Result<web_sys::Response, JsValue> {
         let cors_headers = if self.preflight {
             cors::preflight_headers(origin.as_deref(), allowed_origins)
         } else {
             cors::response_headers(origin.as_deref(), allowed_origins)
         };
-        let mut response = match self.body {
-            Some(body) => {
-                let response = Response::from_bytes(body.into_bytes())?;
-                response.headers().set("content-type", "application/json")?;
-                response
-            }
-            None => Response::empty()?,
+        let headers = Headers::new()?;
+        if self.body.is_some() {
+            headers.set("content-type", "application/json")?;
         }
-        .with_status(self.status);
-        let headers = response.headers_mut();
         headers.set("cache-control", "no-store")?;
         for (name, value) in self.headers.iter().chain(cors_headers.iter()) {
             headers.set(name, value)?;
         }
-        Ok(response)
+        let init = ResponseInit::new();
+        init.set_status(self.status);
+        init.set_headers_headers(&headers);
+        web_sys::Response::new_with_opt_str_and_init(self.body.as_deref(), &init)
     }
 }
