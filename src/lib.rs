@@ -32,3 +32,4 @@ pub mod policy;
 pub mod presign;
 pub mod secret;
 pub mod store;
+pub mod time;

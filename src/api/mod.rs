@@ -15,7 +15,7 @@ pub mod json;
 pub mod multipart;
 pub mod uploads;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use error::{ApiError, ErrorCode};
@@ -312,45 +312,11 @@ pub fn health() -> Health {
     }
 }
 
-/// Formats a time as RFC 3339 UTC with whole seconds (`2026-01-15T12:34:56Z`).
-pub fn rfc3339(time: DateTime<Utc>) -> String {
-    // Written digit by digit: every request formats one or two times, and `format!`
-    // with widths was a visible part of a request's CPU.
-    let mut out = String::with_capacity(20);
-    let year = u32::try_from(time.year()).unwrap_or(0).min(9999);
-    for (value, width, separator) in [
-        (year, 4, '-'),
-        (time.month(), 2, '-'),
-        (time.day(), 2, 'T'),
-        (time.hour(), 2, ':'),
-        (time.minute(), 2, ':'),
-        (time.second(), 2, 'Z'),
-    ] {
-        for place in (0..width).rev() {
-            let digit = value / 10u32.pow(place) % 10;
-            out.push(char::from(b'0' + digit as u8));
-        }
-        out.push(separator);
-    }
-    out
-}
+pub use crate::time::rfc3339;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_are_written_as_rfc3339_with_whole_seconds() {
-        for (seconds, expected) in [
-            (0, "1970-01-01T00:00:00Z"),
-            (1_768_480_496, "2026-01-15T12:34:56Z"),
-            (1_798_761_599, "2026-12-31T23:59:59Z"),
-            (253_402_300_799, "9999-12-31T23:59:59Z"),
-        ] {
-            let time = DateTime::from_timestamp(seconds, 999_000_000).unwrap();
-            assert_eq!(rfc3339(time), expected);
-        }
-    }
 
     #[test]
     fn known_path_with_wrong_method_answers_405_with_allow() {

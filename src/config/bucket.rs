@@ -255,21 +255,25 @@ impl Bucket {
             }
         };
 
-        let key = encode::encode_key(key);
-        let (authority, path) = if self.path_style {
-            let bucket = encode::encode_query_component(&self.store_name);
-            (
-                endpoint.authority.clone(),
-                format!("{}/{bucket}/{key}", endpoint.base_path),
-            )
+        // Built with push_str rather than format!: this runs for every presigned URL.
+        let mut origin = String::with_capacity(80);
+        origin.push_str(&endpoint.scheme);
+        origin.push_str("://");
+        let mut path = String::with_capacity(endpoint.base_path.len() + key.len() + 70);
+        path.push_str(&endpoint.base_path);
+        path.push('/');
+        if self.path_style {
+            origin.push_str(&endpoint.authority);
+            path.push_str(&encode::encode_query_component(&self.store_name));
+            path.push('/');
         } else {
-            (
-                format!("{}.{}", self.store_name, endpoint.authority),
-                format!("{}/{key}", endpoint.base_path),
-            )
-        };
+            origin.push_str(&self.store_name);
+            origin.push('.');
+            origin.push_str(&endpoint.authority);
+        }
+        path.push_str(&encode::encode_key(key));
         Ok(Target {
-            origin: format!("{}://{authority}", endpoint.scheme),
+            origin,
             path,
             region: self.region.clone(),
         })
