@@ -635,6 +635,10 @@ def main():
     args.bundles = args.bundles.resolve()
     started = time.perf_counter()
     RESULTS.mkdir(exist_ok=True)
+    # workerd's output holds one audit line per request, hundreds of megabytes a run:
+    # each run starts them afresh.
+    for log_name in ("workerd.log", "workerd-cold.log"):
+        (RESULTS / log_name).unlink(missing_ok=True)
     ensure_build()
 
     # Serve a copy, so that a rebuild during the run changes nothing.
