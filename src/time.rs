@@ -10,12 +10,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 
 /// RFC 3339 in UTC with whole seconds: `2026-01-15T12:34:56Z`.
 pub fn rfc3339(time: DateTime<Utc>) -> String {
-    let mut out = String::with_capacity(20);
-    push_date(&mut out, time, "-");
-    out.push('T');
-    push_time(&mut out, time, ":");
-    out.push('Z');
-    out
+    date_time(time, "-", ":")
 }
 
 /// SigV4's date: `20260115`.
@@ -27,10 +22,15 @@ pub fn basic_date(time: DateTime<Utc>) -> String {
 
 /// SigV4's time (`X-Amz-Date`): `20260115T123456Z`.
 pub fn basic_date_time(time: DateTime<Utc>) -> String {
-    let mut out = String::with_capacity(16);
-    push_date(&mut out, time, "");
+    date_time(time, "", "")
+}
+
+/// `<date>T<time>Z`, with the separators given between the date's and the time's fields.
+fn date_time(time: DateTime<Utc>, date_separator: &str, time_separator: &str) -> String {
+    let mut out = String::with_capacity(20);
+    push_date(&mut out, time, date_separator);
     out.push('T');
-    push_time(&mut out, time, "");
+    push_time(&mut out, time, time_separator);
     out.push('Z');
     out
 }

@@ -11,9 +11,10 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::{ApiError, ErrorCode, rfc3339};
+use super::{ApiError, ErrorCode};
 use crate::auth::jwt;
 use crate::config::{Config, IssuerKey, RequestOrigin};
+use crate::time::rfc3339;
 
 /// How long a development token is valid.
 const LIFETIME_MINUTES: i64 = 60;

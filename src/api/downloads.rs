@@ -16,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::uploads::profile_for;
-use super::{ApiError, ErrorCode, RequestContext, rfc3339};
+use super::{ApiError, ErrorCode, RequestContext};
 use crate::policy::key::validate_key;
 use crate::presign::query::BatchSigner;
 use crate::presign::{MAX_EXPIRES_IN, encode};
+use crate::time::rfc3339;
 
 /// The request body.
 #[derive(Debug, Deserialize)]

@@ -312,8 +312,6 @@ pub fn health() -> Health {
     }
 }
 
-pub use crate::time::rfc3339;
-
 #[cfg(test)]
 mod tests {
     use super::*;

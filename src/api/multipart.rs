@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::uploads::{PlannedUpload, profile_for};
-use super::{ApiError, ErrorCode, RequestContext, rfc3339};
+use super::{ApiError, ErrorCode, RequestContext};
 use crate::config::{Bucket, ConfigError};
 use crate::multipart::plan::{MAX_PARTS, PartPlan, PlanError};
 use crate::multipart::token::{TokenError, UploadToken};
@@ -22,6 +22,7 @@ use crate::presign::query::BatchSigner;
 use crate::secret::Secret;
 use crate::store::s3::{self, Call, StoredPart};
 use crate::store::{Store, StoreError, StoreRequest, StoreResponse, Unreachable};
+use crate::time::rfc3339;
 
 /// The answer to a multipart `POST /v1/uploads`.
 #[derive(Debug, Clone, Serialize)]

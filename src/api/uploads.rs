@@ -16,11 +16,12 @@ use base64ct::{Base64, Encoding};
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ErrorCode, RequestContext, rfc3339};
+use super::{ApiError, ErrorCode, RequestContext};
 use crate::config::Bucket;
 use crate::policy::Profile;
 use crate::policy::key::{KeyError, KeyInputs};
 use crate::presign::query::BatchSigner;
+use crate::time::rfc3339;
 
 /// The request body.
 #[derive(Debug, Clone, Deserialize)]

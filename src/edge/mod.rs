@@ -59,7 +59,7 @@ impl Exchange {
             allowed_origins: Vec::new(),
             record: Record {
                 request_id,
-                time: api::rfc3339(now),
+                time: crate::time::rfc3339(now),
                 ..Record::default()
             },
         }
