@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use super::multipart::{self, Opened};
 use super::uploads::{self, CreateUploadRequest};
-use super::{ApiError, PathParams, RequestContext};
+use super::{ApiError, ErrorCode, PathParams, RequestContext};
 use crate::multipart::ClientPart;
 use crate::store::Store;
 
@@ -171,8 +171,23 @@ fn upload_request(
     })
 }
 
+/// The most parameters `GET /s3/params` reads.
+const MAX_QUERY_PARAMETERS: usize = 100;
+
 /// `GET /s3/params?filename=&type=&metadata[size]=`: one presigned PUT.
 pub fn params(ctx: &RequestContext<'_>, query: &[(String, String)]) -> Result<Params, ApiError> {
+    // Uppy sends a file name, a type and a file's metadata: a few dozen parameters at
+    // most. The bound also keeps the check for repeated names below, which compares
+    // each name with those before it, from growing with the square of a long query.
+    if query.len() > MAX_QUERY_PARAMETERS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "the query has {} parameters; at most {MAX_QUERY_PARAMETERS} are accepted",
+                query.len()
+            ),
+        ));
+    }
     // A name given twice would leave the signer to pick one of two values.
     let repeated = query
         .iter()
@@ -356,24 +371,8 @@ mod tests {
 
     #[test]
     fn a_query_name_given_twice_is_refused_and_named() {
-        let config = Config::load(&fixture()).unwrap();
-        let origin = RequestOrigin::parse("http://127.0.0.1:8787/s3/params").unwrap();
-        let principal = Principal {
-            subject: "demo".into(),
-            credential: "api-key:demo".into(),
-            profiles: None,
-            namespace: None,
-        };
-        let ctx = RequestContext {
-            config: &config,
-            principal: &principal,
-            origin: &origin,
-            now: Utc
-                .with_ymd_and_hms(2026, 1, 15, 12, 0, 0)
-                .single()
-                .unwrap(),
-            random: [7; 16],
-        };
+        let (config, origin, principal) = context_parts();
+        let ctx = context(&config, &origin, &principal);
         let query: Vec<(String, String)> = [
             ("filename", "a.png"),
             ("type", "image/png"),
@@ -387,6 +386,57 @@ mod tests {
         let error = params(&ctx, &query).unwrap_err();
         assert_eq!(error.status(), 400);
         assert_eq!(error.field.as_deref(), Some("metadata[size]"));
+    }
+
+    #[test]
+    fn a_query_of_more_than_100_parameters_is_refused_with_its_count() {
+        let (config, origin, principal) = context_parts();
+        let ctx = context(&config, &origin, &principal);
+        let mut query: Vec<(String, String)> = vec![
+            ("filename".into(), "a.png".into()),
+            ("type".into(), "image/png".into()),
+            ("metadata[size]".into(), "4".into()),
+        ];
+        query.extend((0..98).map(|i| (format!("metadata[m{i}]"), "x".to_owned())));
+
+        let error = params(&ctx, &query).unwrap_err();
+        assert_eq!(error.status(), 400);
+        assert!(
+            error.message.contains("101 parameters"),
+            "{}",
+            error.message
+        );
+        query.pop();
+        assert!(params(&ctx, &query).is_ok());
+    }
+
+    fn context_parts() -> (Config, RequestOrigin, Principal) {
+        let config = Config::load(&fixture()).unwrap();
+        let origin = RequestOrigin::parse("http://127.0.0.1:8787/s3/params").unwrap();
+        let principal = Principal {
+            subject: "demo".into(),
+            credential: "api-key:demo".into(),
+            profiles: None,
+            namespace: None,
+        };
+        (config, origin, principal)
+    }
+
+    fn context<'a>(
+        config: &'a Config,
+        origin: &'a RequestOrigin,
+        principal: &'a Principal,
+    ) -> RequestContext<'a> {
+        RequestContext {
+            config,
+            principal,
+            origin,
+            now: Utc
+                .with_ymd_and_hms(2026, 1, 15, 12, 0, 0)
+                .single()
+                .unwrap(),
+            random: [7; 16],
+        }
     }
 
     #[test]
