@@ -116,10 +116,13 @@ fn check_principal(principal: &Principal) {
     assert!((1..=256).contains(&principal.subject.len()));
 }
 
-/// An accepted HS256 token's claims have an `exp` within the leeway (30 s).
+/// An accepted HS256 token's claims have an `exp` within the leeway (30 s). RFC 7519
+/// lets `exp` have a fraction of a second, so it is read as a float.
 fn check_accepted(claims: &[u8], principal: &Principal) {
     let claims: serde_json::Value = serde_json::from_slice(claims).expect("accepted claims parse");
-    let exp = claims["exp"].as_i64().expect("an accepted token has exp");
-    assert!(exp + 30 >= now().timestamp(), "exp {exp}");
+    let exp = claims["exp"]
+        .as_f64()
+        .expect("an accepted token has a numeric exp");
+    assert!(exp + 30.0 >= now().timestamp() as f64, "exp {exp}");
     assert_eq!(claims["sub"].as_str(), Some(principal.subject.as_str()));
 }

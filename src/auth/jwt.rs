@@ -104,8 +104,8 @@ pub fn verify<'a>(
     let unverified: Claims<CustomClaims> =
         untrusted.deserialize_claims_unchecked().map_err(|_| {
             AuthError::MalformedToken(
-                "the claims must be a JSON object whose exp, nbf and iat are whole numbers \
-             of seconds"
+                "the claims must be a JSON object whose exp, nbf and iat are numbers of \
+             seconds"
                     .into(),
             )
         })?;

@@ -149,6 +149,16 @@ fn expired_token_is_rejected_after_the_leeway() {
 }
 
 #[test]
+fn fractional_exp_counts_whole_seconds_rounded_down() {
+    // RFC 7519's NumericDate may have a fraction; the fraction never adds time.
+    let mut claims = good_claims();
+    claims["exp"] = json!(now().timestamp() as f64 + 600.75);
+    assert!(check(&hs256(&claims)).is_ok());
+    claims["exp"] = json!(now().timestamp() as f64 - 30.5);
+    assert_eq!(check(&hs256(&claims)), Err(AuthError::Expired));
+}
+
+#[test]
 fn token_without_exp_is_rejected() {
     let mut claims = good_claims();
     claims.as_object_mut().unwrap().remove("exp");
