@@ -76,6 +76,9 @@ const REQUEST_TIMEOUT_MS = 30_000;
  *   given here wins over what `seaweed` and `profiles` make of it.
  * - `fullOutput`: when true, the worker also has `fullOutput()`, every line wrangler has
  *   printed since it started (its stdout and stderr, in the order they arrived).
+ * - `rateLimit`: signing requests a minute per caller, in place of wrangler.toml's 600.
+ *   The Worker then runs from a copy of wrangler.toml with that limit, beside it in the
+ *   project's root (so its relative paths hold) and removed when the Worker stops.
  */
 export function useWorker(options = {}) {
   const worker = {};
@@ -100,9 +103,13 @@ export async function startWorker(options = {}) {
   const port = await freePort();
   const inspectorPort = await freePort();
   const persistDir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-presigner-e2e-'));
+  const configFile = options.rateLimit === undefined
+    ? null
+    : writeConfigWithRateLimit(port, options.rateLimit);
   const args = [
     WRANGLER,
     ...wranglerDevArgs(port, inspectorPort, persistDir),
+    ...(configFile ? ['--config', configFile] : []),
     ...await configVarArgs(options),
   ];
   const child = spawn(PROJECT_NODE, args, {
@@ -125,6 +132,7 @@ export async function startWorker(options = {}) {
       await stopGroup(child);
       running.delete(child);
       fs.rmSync(persistDir, { recursive: true, force: true });
+      if (configFile) fs.rmSync(configFile, { force: true });
     },
   };
 
@@ -164,6 +172,24 @@ function wranglerDevArgs(port, inspectorPort, persistDir) {
     '--persist-to', persistDir,
     '--show-interactive-dev-session=false',
   ];
+}
+
+// The rate limit's line in wrangler.toml; writeConfigWithRateLimit() replaces it.
+const RATE_LIMIT_LINE = /^simple = \{ limit = \d+, period = 60 \}$/m;
+
+/**
+ * Writes wrangler.e2e-<port>.toml (git ignores it), wrangler.toml with `limit` signing
+ * requests a minute per caller; returns its path.
+ */
+function writeConfigWithRateLimit(port, limit) {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new Error(`rateLimit ${limit} is not a positive integer`);
+  const text = fs.readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8');
+  if (!RATE_LIMIT_LINE.test(text)) {
+    throw new Error(`wrangler.toml has no line matching ${RATE_LIMIT_LINE}: update the harness`);
+  }
+  const file = path.join(ROOT, `wrangler.e2e-${port}.toml`);
+  fs.writeFileSync(file, text.replace(RATE_LIMIT_LINE, `simple = { limit = ${limit}, period = 60 }`));
+  return file;
 }
 
 /** `--var` arguments for the options of useWorker(), or none without them. */
