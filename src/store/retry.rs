@@ -2,8 +2,9 @@
 //!
 //! A `503` (S3's `SlowDown`) means the store did not act on the request, so any request
 //! may be retried after it. A network error or another 5xx may come after the store
-//! acted, so only requests that are safe to repeat are retried then. Waits grow
-//! exponentially with jitter, as AWS recommends.
+//! acted, so only requests that are safe to repeat are retried then. A `501` (S3's
+//! `NotImplemented`, e.g. local R2's ListParts) will not change, and is never retried.
+//! Waits grow exponentially with jitter, as AWS recommends.
 //!
 //! An attempt that ran out of time is not tried again: a store that slow is likely to be
 //! as slow the next time, and the caller would wait two or three time limits for the same
@@ -37,6 +38,7 @@ pub fn should_retry(attempt: u32, idempotent: bool, outcome: Attempt) -> bool {
     }
     match outcome {
         Attempt::Answered(503) => true,
+        Attempt::Answered(501) => false,
         Attempt::Answered(status) => idempotent && status >= 500,
         Attempt::NoAnswer => idempotent,
         Attempt::TimedOut => false,
@@ -71,6 +73,11 @@ mod tests {
     fn an_attempt_that_ran_out_of_time_is_not_tried_again() {
         assert!(!should_retry(1, true, Attempt::TimedOut));
         assert!(!should_retry(1, false, Attempt::TimedOut));
+    }
+
+    #[test]
+    fn not_implemented_is_not_retried() {
+        assert!(!should_retry(1, true, Attempt::Answered(501)));
     }
 
     #[test]
