@@ -565,7 +565,10 @@ async fn check_completed_size(
 }
 
 /// The store has no such upload: it was completed (perhaps by an earlier try of this very
-/// call) or aborted. The object decides which.
+/// call) or aborted. The object decides which: it must have the upload's size and the
+/// ETag the listed parts make (S3's MD5 of the parts' MD5s, then `-` and the part count).
+/// When the part ETags are not MD5s, only the count at the end of the object's ETag is
+/// compared, so a list with as many parts but other ETags is not told apart there.
 async fn completed_before(
     ctx: &RequestContext<'_>,
     store: &impl Store,
@@ -583,9 +586,15 @@ async fn completed_before(
     let (etag, stored_size) = s3::parse_head(&response)
         .map_err(store_error)?
         .ok_or_else(gone)?;
+    let stored_etag = etag.trim_matches('"');
     let same_etag = match multipart_etag(parts) {
-        Some(expected) => etag.trim_matches('"') == expected,
-        None => true,
+        Some(expected) => stored_etag == expected,
+        // Part ETags that are not MD5s (R2 makes its own) cannot give the object's ETag;
+        // its `-N` ending still says how many parts made it.
+        None => stored_etag
+            .rsplit_once('-')
+            .and_then(|(_, count)| count.parse::<usize>().ok())
+            .is_none_or(|count| count == parts.len()),
     };
     if !same_etag || stored_size != size {
         return Err(gone());

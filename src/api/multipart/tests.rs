@@ -548,6 +548,20 @@ fn client_cut_upload_completed_before_is_accepted_only_at_its_declared_size() {
 }
 
 #[test]
+fn completing_again_with_opaque_part_etags_checks_the_part_count() {
+    // R2's part ETags are not MD5s; its object's ETag still ends in the part count.
+    let world = World::new();
+    let token = client_cut_upload(&world, 6 * MIB);
+    let two = [(1, Some("opaque-1")), (2, Some("opaque-2"))];
+    let (again, _) = complete_with(&world, &token, &two, vec![no_such_upload(), head(6 * MIB)]);
+    assert_eq!(again.unwrap().size, 6 * MIB, "the object's ETag is \"x-2\"");
+
+    let one = [(2, Some("opaque-2"))];
+    let (other, _) = complete_with(&world, &token, &one, vec![no_such_upload(), head(6 * MIB)]);
+    assert_eq!(other.unwrap_err().status(), 409);
+}
+
+#[test]
 fn signing_parts_on_a_store_without_list_parts_skips_the_existence_check() {
     let world = World::new();
     let upload = started(&world, &alice());
