@@ -338,6 +338,16 @@ describe('POST /v1/uploads: the profile limits', () => {
     assertError(response, 415, 'unsupported_media_type');
   });
 
+  // An SVG opened from the store runs its scripts on the store's origin, which under
+  // `wrangler dev` is the demo page's own: wrangler.toml lists image types one by one.
+  test('the shipped default profile refuses SVG with 415', async () => {
+    const request = uploadRequest({ filename: 'x.svg', contentType: 'image/svg+xml' });
+
+    const response = await createUpload(worker, request);
+
+    assertError(response, 415, 'unsupported_media_type', 'contentType');
+  });
+
   test('a content type matched by a wildcard of the profile is accepted', async () => {
     const upload = await presign(uploadRequest({ filename: 'clip.mp4', contentType: 'video/mp4' }));
 
