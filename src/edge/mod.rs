@@ -130,6 +130,9 @@ async fn handle(
     };
     let (route, params) = resolved?;
     if route == Route::Health {
+        // A deployment whose configuration does not load is not healthy: every other
+        // route would answer 500.
+        config?;
         return Ok(Reply::json(200, &api::health()));
     }
     let config = config?;

@@ -76,6 +76,8 @@ const REQUEST_TIMEOUT_MS = 30_000;
  *   given here wins over what `seaweed` and `profiles` make of it.
  * - `fullOutput`: when true, the worker also has `fullOutput()`, every line wrangler has
  *   printed since it started (its stdout and stderr, in the order they arrived).
+ * - `healthStatus`: the status GET /v1/health gives once the Worker serves (default
+ *   200); 500 for a Worker started with a configuration that does not load on purpose.
  * - `rateLimit`: signing requests a minute per caller, in place of wrangler.toml's 600.
  *   The Worker then runs from a copy of wrangler.toml with that limit, beside it in the
  *   project's root (so its relative paths hold) and removed when the Worker stops.
@@ -137,7 +139,7 @@ export async function startWorker(options = {}) {
   };
 
   try {
-    await waitForHealth(worker, child);
+    await waitForHealth(worker, child, options.healthStatus ?? 200);
   } catch (error) {
     await worker.stop();
     throw error;
@@ -259,7 +261,7 @@ function wranglerEnv() {
   };
 }
 
-async function waitForHealth(worker, child) {
+async function waitForHealth(worker, child, status) {
   const deadline = Date.now() + START_TIMEOUT_MS;
   let exited = null;
   child.once('exit', (code, signal) => { exited = signal ?? `exit code ${code}`; });
@@ -268,17 +270,17 @@ async function waitForHealth(worker, child) {
     if (exited) {
       throw startupError(`wrangler dev stopped (${exited}) before it served`, worker);
     }
-    if (await healthAnswers200(worker)) return;
+    if (await healthAnswers(worker, status)) return;
     await sleep(250);
   }
-  throw startupError(`GET /v1/health did not answer 200 within ${START_TIMEOUT_MS} ms`, worker);
+  throw startupError(`GET /v1/health did not answer ${status} within ${START_TIMEOUT_MS} ms`, worker);
 }
 
-async function healthAnswers200(worker) {
+async function healthAnswers(worker, status) {
   try {
     const response = await fetch(worker.url('/v1/health'), { signal: AbortSignal.timeout(2000) });
     await response.arrayBuffer();
-    return response.status === 200;
+    return response.status === status;
   } catch {
     return false; // not listening yet
   }

@@ -22,6 +22,7 @@ import {
   sha256,
   sha256Base64,
   signJwt,
+  startWorker,
   unsignedJwt,
   useWorker,
 } from './harness.mjs';
@@ -129,6 +130,21 @@ describe('GET /v1/health', () => {
 
     assert.equal(response.status, 200);
     assert.deepEqual(response.body, { status: 'ok', version: crateVersion() });
+  });
+
+  // A deploy check or load balancer that asks /v1/health must not see a Worker whose
+  // every signing request would fail as healthy.
+  test('answers 500 config_invalid naming the setting when the configuration does not load', async () => {
+    const broken = await startWorker({ vars: { CORS: { allowedOrigins: 'not-a-list' } }, healthStatus: 500 });
+    try {
+      const response = await callApi(broken, '/v1/health', { method: 'GET' });
+
+      assertError(response, 500, 'config_invalid');
+      assert.match(response.body.error.message, /CORS\.allowedOrigins/);
+      assert.doesNotMatch(response.text, /not-a-list/, 'the value is never shown');
+    } finally {
+      await broken.stop();
+    }
   });
 });
 
