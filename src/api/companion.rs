@@ -256,7 +256,11 @@ pub fn open<'a>(
     query: &[(String, String)],
 ) -> Result<Opened<'a>, ApiError> {
     let token = params.upload_id.as_deref().unwrap_or_default();
-    let opened = multipart::open(ctx, token)?;
+    // Here the token is Uppy's `uploadId`, so errors about it name that.
+    let opened = multipart::open(ctx, token).map_err(|e| match e.field.as_deref() {
+        Some("token") => e.with_field("uploadId"),
+        _ => e,
+    })?;
     let key = query.iter().find(|(n, _)| n == "key").map(|(_, v)| v);
     if key.is_some_and(|k| *k != opened.token.key) {
         return Err(ApiError::new(

@@ -3,7 +3,8 @@
 //! Each flow is an `async` function over a [`Store`], so the same code runs in the Worker
 //! (where the store is reached with `fetch`) and in native tests. The upload token carries
 //! everything that was decided at creation; a call with a token from another subject is
-//! refused (403), a changed or expired token too (401).
+//! refused (403), a changed or expired token is a bad field (400 naming `token`): it is not
+//! the caller's credential, so it is not a 401, which clients answer by renewing that.
 
 #![forbid(unsafe_code)]
 
@@ -275,7 +276,7 @@ pub fn open<'a>(ctx: &RequestContext<'a>, token: &str) -> Result<Opened<'a>, Api
             TokenError::Invalid => "the upload token is not valid; it may have been changed",
             TokenError::Expired => "the upload token has expired; start the upload again",
         };
-        ApiError::new(ErrorCode::Unauthorized, message).with_field("token")
+        ApiError::invalid_field("token", message)
     })?;
     if token.subject != ctx.principal.owner() {
         return Err(ApiError::new(

@@ -198,7 +198,7 @@ fn signing_parts_of_an_aborted_upload_is_409() {
 }
 
 #[test]
-fn another_subjects_token_is_403_and_an_edited_one_401() {
+fn another_subjects_token_is_403_and_an_edited_one_400() {
     let world = World::new();
     let upload = started(&world, &alice());
     let bob = Principal {
@@ -221,18 +221,19 @@ fn another_subjects_token_is_403_and_an_edited_one_401() {
             .err()
             .unwrap()
             .status(),
-        401
+        400
     );
 }
 
 #[test]
-fn an_expired_token_is_401() {
+fn an_expired_token_is_400_naming_the_token() {
     let world = World::new();
     let upload = started(&world, &alice());
     let later = now() + chrono::Duration::days(2);
     let me = alice();
     let error = open(&world.ctx(&me, later), &upload.token).err().unwrap();
-    assert_eq!(error.status(), 401);
+    assert_eq!(error.status(), 400);
+    assert_eq!(error.field.as_deref(), Some("token"));
     assert!(error.message.contains("expired"));
 }
 
