@@ -261,8 +261,8 @@ pub fn open<'a>(
         Some("token") => e.with_field("uploadId"),
         _ => e,
     })?;
-    let key = query.iter().find(|(n, _)| n == "key").map(|(_, v)| v);
-    if key.is_some_and(|k| *k != opened.token.key) {
+    let key = super::query_value(query, "key")?;
+    if key.is_some_and(|k| k != opened.token.key) {
         return Err(ApiError::new(
             super::ErrorCode::Forbidden,
             "the key does not belong to this upload",
@@ -301,11 +301,7 @@ pub async fn sign_batch(
     upload: &Opened<'_>,
     query: &[(String, String)],
 ) -> Result<SignedBatch, ApiError> {
-    let list = query
-        .iter()
-        .find(|(n, _)| n == "partNumbers")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_default();
+    let list = super::query_value(query, "partNumbers")?.unwrap_or_default();
     let numbers = list
         .split(',')
         .map(|n| n.trim().parse::<u32>())

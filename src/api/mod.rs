@@ -295,6 +295,23 @@ pub struct RequestContext<'a> {
     pub random: [u8; 16],
 }
 
+/// The value of query parameter `name`, if given; a name given twice is refused, as it
+/// would leave the signer to pick one of two values.
+pub fn query_value<'a>(
+    query: &'a [(String, String)],
+    name: &str,
+) -> Result<Option<&'a str>, ApiError> {
+    let mut values = query.iter().filter(|(n, _)| n == name).map(|(_, v)| v);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::invalid_field(
+            name,
+            format!("the query gives `{name}` twice"),
+        ));
+    }
+    Ok(first.map(String::as_str))
+}
+
 /// The body of `GET /v1/health`.
 #[derive(Debug, Serialize)]
 pub struct Health {
@@ -315,6 +332,25 @@ pub fn health() -> Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_parameter_given_twice_is_refused_and_named() {
+        let query = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let once = query(&[("token", "t"), ("key", "k")]);
+        assert_eq!(query_value(&once, "token").unwrap(), Some("t"));
+        assert_eq!(query_value(&once, "other").unwrap(), None);
+
+        let twice = query(&[("token", "t"), ("token", "t")]);
+        let error = query_value(&twice, "token").unwrap_err();
+        assert_eq!(error.status(), 400);
+        assert_eq!(error.field.as_deref(), Some("token"));
+        assert!(error.message.contains("twice"), "{}", error.message);
+    }
 
     #[test]
     fn known_path_with_wrong_method_answers_405_with_allow() {

@@ -24,13 +24,6 @@ pub struct Call<'a> {
     pub body: &'a [u8],
 }
 
-fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
 fn note_upload(record: &mut Record, opened: &multipart::Opened<'_>) {
     record.profile = Some(opened.token.profile.clone());
     record.bucket = Some(opened.bucket.name.clone());
@@ -77,7 +70,7 @@ pub async fn dispatch(
             Ok(Reply::json(200, &signed))
         }
         Route::ListParts => {
-            let token = query_value(call.query, "token").ok_or_else(|| {
+            let token = api::query_value(call.query, "token")?.ok_or_else(|| {
                 ApiError::invalid_field("token", "the token query parameter is missing")
             })?;
             let opened = multipart::open(ctx, token)?;
