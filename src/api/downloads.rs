@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::uploads::profile_for;
 use super::{ApiError, ErrorCode, RequestContext};
-use crate::policy::key::validate_key;
+use crate::policy::key::{KeyError, MAX_KEY_BYTES, validate_key};
 use crate::presign::query::BatchSigner;
 use crate::presign::{MAX_EXPIRES_IN, encode};
 use crate::time::rfc3339;
@@ -75,8 +75,13 @@ pub fn expiry_seconds(value: Option<&Value>, default: u32, max: u32) -> Result<u
 /// Signs the GET.
 pub fn sign(ctx: &RequestContext<'_>, request: &DownloadRequest) -> Result<Download, ApiError> {
     let (profile, bucket) = profile_for(ctx, &request.profile)?;
-    validate_key(&request.key)
-        .map_err(|_| ApiError::invalid_field("key", "key is not a valid object key"))?;
+    validate_key(&request.key).map_err(|e| {
+        let reason = match e {
+            KeyError::TooLong => format!("it is longer than {MAX_KEY_BYTES} bytes"),
+            KeyError::Invalid(reason) => reason,
+        };
+        ApiError::invalid_field("key", format!("key is not a valid object key: {reason}"))
+    })?;
     let prefix = profile.key_template.owner_prefix(&ctx.principal.owner());
     if !request.key.starts_with(&prefix) {
         return Err(ApiError::new(
@@ -244,6 +249,20 @@ mod tests {
     fn traversal_keys_are_refused_before_the_prefix_check() {
         let error = run(json!({"key": "users/alice/../bob/r.pdf"})).unwrap_err();
         assert_eq!((error.status(), error.field.as_deref()), (400, Some("key")));
+    }
+
+    #[test]
+    fn an_invalid_key_is_400_saying_what_is_wrong_with_it() {
+        let long = format!("users/alice/{}", "a".repeat(2000));
+        for (key, reason) in [
+            (long.as_str(), "longer than 1024 bytes"),
+            ("users/alice//r.pdf", "empty"),
+            ("users/alice/r\u{0}.pdf", "control"),
+        ] {
+            let error = run(json!({ "key": key })).unwrap_err();
+            assert_eq!((error.status(), error.field.as_deref()), (400, Some("key")));
+            assert!(error.message.contains(reason), "{}", error.message);
+        }
     }
 
     #[test]
