@@ -247,8 +247,10 @@ function renderOverall() {
   const finished = uploader.uploads.every((u) => ['done', 'failed', 'canceled'].includes(u.state));
   const shown = finished && bytesSent === bytesTotal ? 100 : Math.min(Math.floor(percent), 99);
   $('#overall-bar').value = shown;
+  const failed = uploader.uploads.filter((u) => u.state === 'failed').length;
   const parts = [
     `${uploader.uploads.length} ${uploader.uploads.length === 1 ? 'file' : 'files'}`,
+    ...(failed ? [`${failed} failed`] : []),
     `${formatBytes(bytesSent)} of ${formatBytes(bytesTotal)}`,
     `${shown} %`,
   ];

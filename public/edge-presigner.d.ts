@@ -179,7 +179,7 @@ export declare class Uploader extends EventTarget {
   readonly endpoint: string;
   /** Every upload added so far. */
   readonly uploads: Upload[];
-  /** All uploads that were not cancelled, added up. */
+  /** All uploads that were neither cancelled nor failed, added up. */
   readonly progress: Progress;
   /** Creates an upload and starts it, unless `start: false`. */
   add(file: File, options?: UploadOptions & { start?: boolean }): Upload;

@@ -271,7 +271,9 @@ export class Uploader extends EventTarget {
 
   /** The progress of every upload that was not cancelled, added up. */
   get progress() {
-    const counted = this.uploads.filter((u) => u.state !== 'canceled');
+    // A cancelled or failed upload sends nothing more; counting it would hold the total
+    // below 100 % for good.
+    const counted = this.uploads.filter((u) => u.state !== 'canceled' && u.state !== 'failed');
     const parts = counted.map((u) => u.progress);
     const bytesSent = sum(parts.map((p) => p.bytesSent));
     const bytesTotal = sum(parts.map((p) => p.bytesTotal));

@@ -197,6 +197,23 @@ test('a part answer without a readable ETag fails the upload with a message abou
   await page.context().close();
 });
 
+test('a file the profile refuses shows as failed, and the overall bar still reaches 100 % with the others', async () => {
+  const fine = randomFile(files, 'fine.bin', 4096);
+  const refused = randomFile(files, 'script.sh', 100); // a shell script: not in the profile
+  const page = await newPage(chromium.browser);
+  await openDemo(page);
+
+  await page.setInputFiles('#file-input', [fine.path, refused.path]);
+  const [fineRow, refusedRow] = await Promise.all([finalRow(page, fine.name), finalRow(page, refused.name)]);
+
+  assert.equal(fineRow.state, 'done', fineRow.result);
+  assert.equal(refusedRow.state, 'failed', refusedRow.result);
+  assert.match(refusedRow.result, /content type/i);
+  await page.waitForFunction(() => document.querySelector('#overall-bar').value === 100, null, { timeout: 10_000 });
+  assert.match(await page.locator('#overall-stats').textContent(), /^2 files · 1 failed · /);
+  await page.context().close();
+});
+
 test('cancelling a multipart upload aborts it in the store', async () => {
   const source = randomFile(files, 'cancelled.bin', 40 * MiB);
   const page = await newPage(chromium.browser);
