@@ -860,6 +860,7 @@ export const STORES = [
     listsParts: false, // wrangler dev answers ListParts with 501 NotImplemented
     checksChecksums: false,
     honoursResponseHeaders: false, // it ignores response-content-disposition, even signed
+    refusesUnsignedHeaders: false, // it stores an x-amz-meta-* header the URL did not sign
   },
   {
     name: 'SeaweedFS',
@@ -870,6 +871,7 @@ export const STORES = [
     listsParts: true,
     checksChecksums: true,
     honoursResponseHeaders: true,
+    refusesUnsignedHeaders: true,
   },
 ];
 
