@@ -452,8 +452,9 @@ pub fn listed(parts: Vec<StoredPart>) -> ListedParts {
 
 /// Completes an upload. With no plan (the client cut the parts, on the `/s3/` routes),
 /// the parts' total size is read from the store first, and an upload above the profile's
-/// limit (413) or of another size than the client declared at creation (413 when more,
-/// 400 when less) is aborted: the declared size binds, as a planned size does.
+/// limit or the size the client declared at creation is aborted (413): the declared size
+/// binds, as a planned size does. A list whose parts hold fewer bytes than declared, or
+/// whose ETags are not the store's, is refused (400) and the upload stays open.
 ///
 /// Completing again with the same list gives the same answer: when the store no longer
 /// has the upload, the object is looked up and accepted if it is the one these parts make.
@@ -475,11 +476,18 @@ pub async fn complete(
         Some(_) => true,
         None => match stored_parts(ctx, store, upload).await? {
             Ok(stored) => {
-                let total: u64 = stored
-                    .iter()
-                    .filter(|p| checked.iter().any(|(n, _)| *n == p.part_number))
-                    .map(|p| p.size)
-                    .sum();
+                let total = listed_total(&checked, &stored)?;
+                if total < size {
+                    // A part left out of the list, most likely: the upload stays open.
+                    return Err(ApiError::invalid_field(
+                        "parts",
+                        format!(
+                            "the listed parts hold {total} bytes, fewer than the {size} bytes \
+                             declared as the file's size: is a part missing from the list? \
+                             The upload is still open"
+                        ),
+                    ));
+                }
                 if let Err(error) = check_measured_size(upload, total) {
                     abort(ctx, store, upload).await?;
                     return Err(error);
@@ -509,6 +517,45 @@ pub async fn complete(
         check_completed_size(ctx, store, upload).await?;
     }
     Ok(upload.completed(etag, size))
+}
+
+/// The size of the listed parts as the store holds them. Each must be in the store with
+/// the ETag the list gives: the store then completes exactly the parts that were measured,
+/// and a part sent again after the listing (its ETag changes) makes the store refuse the
+/// complete instead of taking bytes that were never counted.
+fn listed_total(checked: &[(u32, String)], stored: &[StoredPart]) -> Result<u64, ApiError> {
+    // Each stored part in the slot of its number (at most MAX_PARTS), so that the order
+    // the store lists them in does not matter and no search is needed.
+    let mut slots: Vec<Option<&StoredPart>> = vec![None; MAX_PARTS as usize + 1];
+    for part in stored {
+        if let Some(slot) = slots.get_mut(part.part_number as usize) {
+            *slot = Some(part);
+        }
+    }
+    let mut total = 0u64;
+    for (number, etag) in checked {
+        let part = slots
+            .get(*number as usize)
+            .copied()
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    "parts",
+                    format!("part {number} is not in the store: upload it before completing"),
+                )
+            })?;
+        if part.etag.trim().trim_matches('"') != etag.trim_matches('"') {
+            return Err(ApiError::invalid_field(
+                "parts",
+                format!(
+                    "part {number}'s ETag is not the one the store holds for that part; \
+                     nothing was completed"
+                ),
+            ));
+        }
+        total = total.saturating_add(part.size);
+    }
+    Ok(total)
 }
 
 /// The size an upload's object must have: its plan's, or the size the client declared at
