@@ -144,10 +144,14 @@ fn metadata_size(metadata: &BTreeMap<String, Value>) -> Result<u64, ApiError> {
     }
 }
 
-fn profile_name(metadata: &BTreeMap<String, Value>) -> String {
+fn profile_name(metadata: &BTreeMap<String, Value>) -> Result<String, ApiError> {
     match metadata.get("profile") {
-        Some(Value::String(name)) if !name.is_empty() => name.clone(),
-        _ => "default".to_owned(),
+        Some(Value::String(name)) if !name.is_empty() => Ok(name.clone()),
+        None | Some(Value::Null | Value::String(_)) => Ok("default".to_owned()),
+        Some(_) => Err(ApiError::invalid_field(
+            "metadata.profile",
+            "the profile in metadata must be a profile's name, a string",
+        )),
     }
 }
 
@@ -157,7 +161,7 @@ fn upload_request(
     metadata: &BTreeMap<String, Value>,
 ) -> Result<CreateUploadRequest, ApiError> {
     Ok(CreateUploadRequest {
-        profile: profile_name(metadata),
+        profile: profile_name(metadata)?,
         filename,
         // Uppy sends an empty type for files the browser cannot name.
         content_type: content_type
@@ -240,6 +244,12 @@ pub async fn create(
     body: CreateBody,
 ) -> Result<Created, ApiError> {
     let request = upload_request(body.filename, body.content_type, &body.metadata)?;
+    if request.size == 0 {
+        return Err(ApiError::invalid_field(
+            "metadata.size",
+            "a multipart upload needs at least 1 byte; send an empty file with GET /s3/params",
+        ));
+    }
     let plan = uploads::plan(ctx, &request)?;
     plan.profile.check_size(plan.size)?;
     let (token, sealed) = multipart::create(ctx, store, &plan, None).await?;
@@ -408,6 +418,28 @@ mod tests {
         );
         query.pop();
         assert!(params(&ctx, &query).is_ok());
+    }
+
+    #[test]
+    fn a_profile_in_metadata_that_is_not_a_string_is_refused_and_named() {
+        let metadata = |profile: Value| -> BTreeMap<String, Value> {
+            [
+                ("size".to_owned(), Value::from(4)),
+                ("profile".to_owned(), profile),
+            ]
+            .into()
+        };
+        for bad in [Value::from(7), Value::from(true), serde_json::json!(["a"])] {
+            let error = upload_request("a.png".into(), None, &metadata(bad)).unwrap_err();
+            assert_eq!(error.field.as_deref(), Some("metadata.profile"));
+        }
+        for (given, chosen) in [
+            (Value::Null, "default"),
+            (Value::from("reports"), "reports"),
+        ] {
+            let request = upload_request("a.png".into(), None, &metadata(given)).unwrap();
+            assert_eq!(request.profile, chosen);
+        }
     }
 
     fn context_parts() -> (Config, RequestOrigin, Principal) {

@@ -573,6 +573,16 @@ for (const store of STORES) {
       assert.equal(retried.status, 200, `the right list still completes: ${retried.text}`);
     });
 
+    test('create with a size of 0 or a profile that is not a string gets 400 naming the field', async () => {
+      const create = (metadata) => callApi(worker, '/s3/multipart', {
+        credential: API_KEY,
+        json: { filename: 'x.bin', type: 'application/octet-stream', metadata },
+      });
+
+      assertError(await create({ size: 0, profile: store.profile }), 400, 'invalid_request', 'metadata.size');
+      assertError(await create({ size: 10, profile: 7 }), 400, 'invalid_request', 'metadata.profile');
+    });
+
     test('create and params without the size in metadata get 400', async () => {
       const create = await callApi(worker, '/s3/multipart', {
         credential: API_KEY,
