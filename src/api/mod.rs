@@ -258,10 +258,10 @@ fn match_pattern(pattern: &str, path: &str) -> Option<PathParams> {
 /// Finds the route of a request: 404 for an unknown path, 405 (with `Allow`) for a known
 /// path and another method.
 pub fn resolve(method: &str, path: &str) -> Result<(Route, PathParams), ApiError> {
-    let (pattern, methods, params) = ROUTES
+    let (methods, params) = ROUTES
         .iter()
         .find_map(|(pattern, methods)| {
-            match_pattern(pattern, path).map(|params| (*pattern, *methods, params))
+            match_pattern(pattern, path).map(|params| (*methods, params))
         })
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no route {path}")))?;
     let method = if method == "HEAD" { "GET" } else { method };
@@ -273,7 +273,7 @@ pub fn resolve(method: &str, path: &str) -> Result<(Route, PathParams), ApiError
             let allow: Vec<&str> = methods.iter().map(|(m, _)| *m).collect();
             ApiError::new(
                 ErrorCode::MethodNotAllowed,
-                format!("{pattern} answers {} only", allow.join(", ")),
+                format!("{path} answers {} only", allow.join(", ")),
             )
             .with_header("allow", allow.join(", "))
         })?;

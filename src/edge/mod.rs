@@ -39,6 +39,8 @@ struct Exchange {
     random: [u8; 16],
     origin_header: Option<String>,
     allowed_origins: Vec<String>,
+    /// Whether the path is under `/s3/`, whose errors also carry Uppy's top-level message.
+    uppy_path: bool,
     record: Record,
 }
 
@@ -57,6 +59,7 @@ impl Exchange {
             random,
             origin_header: header(headers, "origin"),
             allowed_origins: Vec::new(),
+            uppy_path: false,
             record: Record {
                 request_id,
                 time: crate::time::rfc3339(now),
@@ -93,7 +96,7 @@ async fn fetch(
             exchange.record.status = error.status();
             exchange.record.reason = Some(error.code.as_str().to_owned());
             exchange.record.detail = error.log_detail.clone();
-            Reply::error(&error, exchange.record.route.starts_with("s3-"))
+            Reply::error(&error, exchange.uppy_path)
         }
     };
     worker::console_log!("{}", exchange.record.to_line());
@@ -114,6 +117,7 @@ async fn handle(
     // international domain name tables would double the size of the Worker.
     let url = req.url();
     let path = path_of(&url);
+    x.uppy_path = path.starts_with("/s3/");
     let config = config(env);
     if let Ok(config) = &config {
         x.allowed_origins.clone_from(&config.cors.allowed_origins);

@@ -573,6 +573,20 @@ for (const store of STORES) {
       assert.equal(retried.status, 200, `the right list still completes: ${retried.text}`);
     });
 
+    test('an unknown /s3/ path (404) and a wrong method (405) also carry the top-level message Uppy shows', async () => {
+      const upload = await uppyCreate({ filename: 'x.bin', type: 'application/octet-stream', metadata: { size: 10, profile: store.profile } });
+      const unknown = await callApi(worker, `${uploadPath(upload)}/1/extra`, { method: 'GET', credential: API_KEY });
+      const wrongMethod = await callApi(worker, `${uploadPath(upload)}/1?${keyQuery(upload)}`, { method: 'PUT', credential: API_KEY });
+
+      for (const [response, status, code] of [[unknown, 404, 'not_found'], [wrongMethod, 405, 'method_not_allowed']]) {
+        assertError(response, status, code);
+        assert.equal(response.body.message, response.body.error.message);
+      }
+      assert.equal(wrongMethod.headers.get('allow'), 'GET');
+      assert.doesNotMatch(wrongMethod.body.message, /:uploadId/, 'the path as sent, not a pattern');
+      await callApi(worker, `${uploadPath(upload)}?${keyQuery(upload)}`, { method: 'DELETE', credential: API_KEY });
+    });
+
     test('create with a size of 0 or a profile that is not a string gets 400 naming the field', async () => {
       const create = (metadata) => callApi(worker, '/s3/multipart', {
         credential: API_KEY,
