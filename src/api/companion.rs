@@ -30,6 +30,7 @@ use super::multipart::{self, Opened};
 use super::uploads::{self, CreateUploadRequest};
 use super::{ApiError, ErrorCode, PathParams, RequestContext};
 use crate::multipart::ClientPart;
+use crate::multipart::plan::MAX_PARTS;
 use crate::store::Store;
 
 /// The answer to `GET /s3/params`.
@@ -289,13 +290,15 @@ pub async fn sign_part(
     upload: &Opened<'_>,
     part_number: &str,
 ) -> Result<SignedPart, ApiError> {
+    let out_of_range =
+        || ApiError::invalid_field("partNumber", "the part number must be 1 to 10000");
     let number = part_number
         .parse::<u32>()
-        .map_err(|_| ApiError::invalid_field("partNumber", "the part number must be 1 to 10000"))?;
+        .ok()
+        .filter(|n| (1..=MAX_PARTS).contains(n))
+        .ok_or_else(out_of_range)?;
     let signed = multipart::sign_parts(ctx, store, upload, &[number]).await?;
-    let part = signed.parts.into_iter().next().ok_or_else(|| {
-        ApiError::invalid_field("partNumber", "the part number must be 1 to 10000")
-    })?;
+    let part = signed.parts.into_iter().next().ok_or_else(out_of_range)?;
     Ok(SignedPart {
         method: "PUT",
         url: part.url,

@@ -587,6 +587,15 @@ for (const store of STORES) {
       await callApi(worker, `${uploadPath(upload)}?${keyQuery(upload)}`, { method: 'DELETE', credential: API_KEY });
     });
 
+    test('signing one part numbered 0, 10001 or not a number gets 400 naming partNumber', async () => {
+      const upload = await uppyCreate({ filename: 'x.bin', type: 'application/octet-stream', metadata: { size: 10, profile: store.profile } });
+      for (const number of ['0', '10001', 'abc', '99999999999']) {
+        const response = await callApi(worker, `${uploadPath(upload)}/${number}?${keyQuery(upload)}`, { method: 'GET', credential: API_KEY });
+        assertError(response, 400, 'invalid_request', 'partNumber');
+      }
+      await callApi(worker, `${uploadPath(upload)}?${keyQuery(upload)}`, { method: 'DELETE', credential: API_KEY });
+    });
+
     test('create with a size of 0 or a profile that is not a string gets 400 naming the field', async () => {
       const create = (metadata) => callApi(worker, '/s3/multipart', {
         credential: API_KEY,
