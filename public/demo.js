@@ -293,7 +293,7 @@ function fingerprint({ name, size, lastModified }) {
 function readSettings(params) {
   const number = (name, fallback) => {
     const value = Number(params.get(name));
-    return params.has(name) && Number.isFinite(value) && value >= 0 ? value : fallback;
+    return params.has(name) && Number.isFinite(value) && value >= 0 ? Math.floor(value) : fallback;
   };
   return {
     multipartAbove: number('multipartAbove', 8 * MiB),

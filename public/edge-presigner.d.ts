@@ -20,7 +20,7 @@ export declare const UploadState: Readonly<{ [S in UploadStateName]: S }>;
 export interface Progress {
   /** Bytes the store holds, plus bytes of requests under way. */
   bytesSent: number;
-  /** The file's size (for the uploader: all files that were not cancelled). */
+  /** The file's size (for the uploader: all files that were neither cancelled nor failed). */
   bytesTotal: number;
   /** 0 to 100. */
   percent: number;
@@ -40,7 +40,11 @@ export interface UploadResult {
   etag?: string;
 }
 
-/** What the client asks of the signer for one file. */
+/**
+ * What the client asks of the signer for one file. The numeric options are whole numbers;
+ * `concurrency`, `maxAttempts` and `signBatchSize` at least 1, the others at least 0
+ * (`Uploader` and `add()` throw a RangeError naming the option otherwise).
+ */
 export interface UploadOptions {
   /** The signer's upload profile; the signer uses `default` when absent. */
   profile?: string;
@@ -50,7 +54,10 @@ export interface UploadOptions {
   metadata?: Record<string, string>;
   /** Validity of the signed URLs in seconds, within the profile's bounds. */
   expiresIn?: number;
-  /** true: always in parts; false: never ask for parts (the profile may still decide so). */
+  /**
+   * true: always in parts (but a file of 0 bytes, which a multipart upload cannot hold, goes
+   * in one PUT); false: never ask for parts (the profile may still decide so).
+   */
   multipart?: boolean;
   /** Ask for parts from this many bytes on (when `multipart` is not given). */
   multipartThreshold?: number;
@@ -124,6 +131,8 @@ export declare class UploadError extends Error {
     | 'size_mismatch'
     | 'canceled'
     | 'client_error'
+    /** The signer answered an error without the JSON error body (a proxy's page, say). */
+    | 'http_error'
     | (string & {});
   /** The HTTP status, when there was an answer. */
   readonly status?: number;
@@ -159,7 +168,10 @@ export declare class Upload extends EventTarget {
   pause(): void;
   /** Goes on after pause(). */
   resume(): void;
-  /** Stops for good and aborts the multipart upload in the store. */
+  /**
+   * Stops for good and aborts the multipart upload in the store. Does nothing once the
+   * upload is `completing` (the store is putting the parts together) or has ended.
+   */
   cancel(): void;
   addEventListener<K extends keyof UploadEventMap>(
     type: K,

@@ -935,8 +935,27 @@ function definedOnly(options) {
   return Object.fromEntries(Object.entries(options ?? {}).filter(([, v]) => v !== undefined));
 }
 
+// The numeric options, each with the least value that works: no parts at once, or no
+// try at all, would leave an upload that never sends a byte.
+const OPTION_MINIMUMS = {
+  concurrency: 1,
+  maxAttempts: 1,
+  signBatchSize: 1,
+  retryDelayMs: 0,
+  maxRetryDelayMs: 0,
+  progressIntervalMs: 0,
+  multipartThreshold: 0,
+};
+
 function withDefaults(options) {
-  return { ...DEFAULTS, ...definedOnly(options) };
+  const merged = { ...DEFAULTS, ...definedOnly(options) };
+  for (const [name, least] of Object.entries(OPTION_MINIMUMS)) {
+    const value = merged[name];
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= least)) {
+      throw new RangeError(`${name} must be a whole number of at least ${least}, not ${String(value)}`);
+    }
+  }
+  return merged;
 }
 
 function sum(values) {

@@ -263,6 +263,30 @@ test('without the development login the page asks for a bearer token and uploads
   await page.context().close();
 });
 
+test('the client refuses a concurrency, maxAttempts or retry delay that could never send a byte', async () => {
+  const page = await newPage(chromium.browser);
+  await openDemo(page);
+
+  const errors = await page.evaluate(async () => {
+    const { Uploader } = await import('/edge-presigner.js');
+    const getToken = async () => 'unused';
+    const tried = [{ concurrency: 0 }, { concurrency: -1 }, { maxAttempts: 0 }, { retryDelayMs: 1.5 }, { signBatchSize: '5' }];
+    return tried.map((options) => {
+      try {
+        new Uploader({ getToken, ...options });
+        return 'accepted';
+      } catch (error) {
+        return `${error.name}: ${error.message}`;
+      }
+    });
+  });
+
+  assert.equal(errors.length, 5);
+  const names = ['concurrency', 'concurrency', 'maxAttempts', 'retryDelayMs', 'signBatchSize'];
+  errors.forEach((error, i) => assert.match(error, new RegExp(`^RangeError: ${names[i]} must be a whole number`)));
+  await page.context().close();
+});
+
 test('the Worker serves the client module and its types, and not the package manifest', async () => {
   const client = await callApi(worker, '/edge-presigner.js', { method: 'GET' });
   assert.equal(client.status, 200);
