@@ -145,6 +145,17 @@ fn metadata_size(metadata: &BTreeMap<String, Value>) -> Result<u64, ApiError> {
     }
 }
 
+/// An error about the upload request, naming the field as Uppy sends it.
+fn in_uppy_terms(error: ApiError) -> ApiError {
+    let uppy_field = match error.field.as_deref() {
+        Some("size") => "metadata.size",
+        Some("profile") => "metadata.profile",
+        Some("contentType") => "type",
+        _ => return error,
+    };
+    error.with_field(uppy_field)
+}
+
 fn profile_name(metadata: &BTreeMap<String, Value>) -> Result<String, ApiError> {
     match metadata.get("profile") {
         Some(Value::String(name)) if !name.is_empty() => Ok(name.clone()),
@@ -224,8 +235,8 @@ pub fn params(ctx: &RequestContext<'_>, query: &[(String, String)]) -> Result<Pa
     let filename = get("filename")
         .ok_or_else(|| ApiError::invalid_field("filename", "filename is missing"))?;
     let request = upload_request(filename, get("type"), &metadata)?;
-    let plan = uploads::plan(ctx, &request)?;
-    let single = uploads::sign_single(ctx, &plan)?;
+    let plan = uploads::plan(ctx, &request).map_err(in_uppy_terms)?;
+    let single = uploads::sign_single(ctx, &plan).map_err(in_uppy_terms)?;
     let mut headers = single.headers;
     headers.remove("content-length");
     let mut fields = BTreeMap::new();
@@ -251,8 +262,10 @@ pub async fn create(
             "a multipart upload needs at least 1 byte; send an empty file with GET /s3/params",
         ));
     }
-    let plan = uploads::plan(ctx, &request)?;
-    plan.profile.check_size(plan.size)?;
+    let plan = uploads::plan(ctx, &request).map_err(in_uppy_terms)?;
+    plan.profile
+        .check_size(plan.size)
+        .map_err(|e| in_uppy_terms(e.into()))?;
     let (token, sealed) = multipart::create(ctx, store, &plan, None).await?;
     Ok(Created {
         upload_id: sealed,
@@ -421,6 +434,29 @@ mod tests {
         );
         query.pop();
         assert!(params(&ctx, &query).is_ok());
+    }
+
+    #[test]
+    fn errors_about_the_file_name_the_fields_uppy_sent() {
+        let (config, origin, principal) = context_parts();
+        let ctx = context(&config, &origin, &principal);
+        let query = |file_type: &str, size: &str| -> Vec<(String, String)> {
+            vec![
+                ("filename".into(), "a.png".into()),
+                ("type".into(), file_type.into()),
+                ("metadata[size]".into(), size.into()),
+            ]
+        };
+        let refused_type = params(&ctx, &query("application/x-msdownload", "4")).unwrap_err();
+        assert_eq!(
+            (refused_type.status(), refused_type.field.as_deref()),
+            (415, Some("type"))
+        );
+        let too_large = params(&ctx, &query("image/png", "99999999999999")).unwrap_err();
+        assert_eq!(
+            (too_large.status(), too_large.field.as_deref()),
+            (413, Some("metadata.size"))
+        );
     }
 
     #[test]

@@ -259,6 +259,7 @@ describe('POST /v1/uploads: values out of range', () => {
 
     assert.equal(response.status, 400, response.text.slice(0, 300));
     assert.match(response.text, /comma/);
+    assert.equal(response.body.error.field, 'type', 'named as Uppy sends it');
   });
 });
 
