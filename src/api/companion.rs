@@ -145,6 +145,16 @@ fn metadata_size(metadata: &BTreeMap<String, Value>) -> Result<u64, ApiError> {
     }
 }
 
+/// A part number as a path or query gives it: decimal digits without a sign, spaces or
+/// leading zeros, from 1 to [`MAX_PARTS`].
+fn part_number(text: &str) -> Option<u32> {
+    let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if !digits_only || text.starts_with('0') || text.len() > 5 {
+        return None;
+    }
+    text.parse().ok().filter(|n| (1..=MAX_PARTS).contains(n))
+}
+
 /// An error about the upload request, naming the field as Uppy sends it.
 fn in_uppy_terms(error: ApiError) -> ApiError {
     let uppy_field = match error.field.as_deref() {
@@ -301,15 +311,15 @@ pub async fn sign_part(
     ctx: &RequestContext<'_>,
     store: &impl Store,
     upload: &Opened<'_>,
-    part_number: &str,
+    number_text: &str,
 ) -> Result<SignedPart, ApiError> {
-    let out_of_range =
-        || ApiError::invalid_field("partNumber", "the part number must be 1 to 10000");
-    let number = part_number
-        .parse::<u32>()
-        .ok()
-        .filter(|n| (1..=MAX_PARTS).contains(n))
-        .ok_or_else(out_of_range)?;
+    let out_of_range = || {
+        ApiError::invalid_field(
+            "partNumber",
+            format!("the part number must be 1 to {MAX_PARTS}"),
+        )
+    };
+    let number = part_number(number_text).ok_or_else(out_of_range)?;
     let signed = multipart::sign_parts(ctx, store, upload, &[number]).await?;
     let part = signed.parts.into_iter().next().ok_or_else(out_of_range)?;
     Ok(SignedPart {
@@ -327,17 +337,24 @@ pub async fn sign_batch(
     upload: &Opened<'_>,
     query: &[(String, String)],
 ) -> Result<SignedBatch, ApiError> {
-    let list = super::query_value(query, "partNumbers")?.unwrap_or_default();
+    let list = super::query_value(query, "partNumbers")?.ok_or_else(|| {
+        ApiError::invalid_field("partNumbers", "the partNumbers query parameter is missing")
+    })?;
     let numbers = list
         .split(',')
-        .map(|n| n.trim().parse::<u32>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| {
-            ApiError::invalid_field(
-                "partNumbers",
-                "partNumbers must be numbers separated by commas",
-            )
-        })?;
+        .map(|text| {
+            part_number(text).ok_or_else(|| {
+                let shown: String = text.chars().take(24).collect();
+                ApiError::invalid_field(
+                    "partNumbers",
+                    format!(
+                        "partNumbers must be part numbers from 1 to {MAX_PARTS} separated by \
+                         commas; `{shown}` is not one"
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let signed = multipart::sign_parts(ctx, store, upload, &numbers).await?;
     let mut presigned_urls = BTreeMap::new();
     for part in signed.parts {
@@ -434,6 +451,28 @@ mod tests {
         );
         query.pop();
         assert!(params(&ctx, &query).is_ok());
+    }
+
+    #[test]
+    fn part_numbers_are_plain_digits_from_1_to_10000() {
+        for good in ["1", "9", "10", "9999", "10000"] {
+            assert_eq!(part_number(good), good.parse().ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "0",
+            "01",
+            "+1",
+            "-1",
+            " 2",
+            "2 ",
+            "1e3",
+            "10001",
+            "99999999999",
+            "1.0",
+        ] {
+            assert_eq!(part_number(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

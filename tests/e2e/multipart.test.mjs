@@ -587,12 +587,20 @@ for (const store of STORES) {
       await callApi(worker, `${uploadPath(upload)}?${keyQuery(upload)}`, { method: 'DELETE', credential: API_KEY });
     });
 
-    test('signing one part numbered 0, 10001 or not a number gets 400 naming partNumber', async () => {
+    test('part numbers that are not plain digits from 1 to 10000 get 400 naming partNumber or partNumbers', async () => {
       const upload = await uppyCreate({ filename: 'x.bin', type: 'application/octet-stream', metadata: { size: 10, profile: store.profile } });
-      for (const number of ['0', '10001', 'abc', '99999999999']) {
+      for (const number of ['0', '10001', 'abc', '99999999999', '+1', '01']) {
         const response = await callApi(worker, `${uploadPath(upload)}/${number}?${keyQuery(upload)}`, { method: 'GET', credential: API_KEY });
         assertError(response, 400, 'invalid_request', 'partNumber');
       }
+      for (const list of ['1,,2', '+1', '01', '0', '10001', '1, 2', '']) {
+        const response = await callApi(worker, `${uploadPath(upload)}/batch?${keyQuery(upload)}&partNumbers=${encodeURIComponent(list)}`,
+          { method: 'GET', credential: API_KEY });
+        assertError(response, 400, 'invalid_request', 'partNumbers');
+      }
+      const missing = await callApi(worker, `${uploadPath(upload)}/batch?${keyQuery(upload)}`, { method: 'GET', credential: API_KEY });
+      assertError(missing, 400, 'invalid_request', 'partNumbers');
+      assert.match(missing.body.error.message, /missing/);
       await callApi(worker, `${uploadPath(upload)}?${keyQuery(upload)}`, { method: 'DELETE', credential: API_KEY });
     });
 
