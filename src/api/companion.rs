@@ -155,12 +155,14 @@ fn part_number(text: &str) -> Option<u32> {
     text.parse().ok().filter(|n| (1..=MAX_PARTS).contains(n))
 }
 
-/// An error about the upload request, naming the field as Uppy sends it.
+/// An error about an Uppy request, naming the field as Uppy sends it.
 fn in_uppy_terms(error: ApiError) -> ApiError {
     let uppy_field = match error.field.as_deref() {
         Some("size") => "metadata.size",
         Some("profile") => "metadata.profile",
         Some("contentType") => "type",
+        // The upload token is Uppy's `uploadId`.
+        Some("token") => "uploadId",
         _ => return error,
     };
     error.with_field(uppy_field)
@@ -203,8 +205,7 @@ const MAX_QUERY_PARAMETERS: usize = 100;
 /// `GET /s3/params?filename=&type=&metadata[size]=`: one presigned PUT.
 pub fn params(ctx: &RequestContext<'_>, query: &[(String, String)]) -> Result<Params, ApiError> {
     // Uppy sends a file name, a type and a file's metadata: a few dozen parameters at
-    // most. The bound also keeps the check for repeated names below, which compares
-    // each name with those before it, from growing with the square of a long query.
+    // most, so a longer query is refused before any of it is read.
     if query.len() > MAX_QUERY_PARAMETERS {
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
@@ -214,37 +215,28 @@ pub fn params(ctx: &RequestContext<'_>, query: &[(String, String)]) -> Result<Pa
             ),
         ));
     }
-    // A name given twice would leave the signer to pick one of two values.
-    let repeated = query
-        .iter()
-        .enumerate()
-        .find(|(i, (name, _))| query[..*i].iter().any(|(earlier, _)| earlier == name));
-    if let Some((_, (name, _))) = repeated {
-        return Err(ApiError::invalid_field(
-            name.clone(),
-            format!("the query gives `{name}` twice"),
-        ));
-    }
-    let get = |name: &str| {
-        query
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
     // Filled one entry at a time: collecting into a map sorts first, a sort more in the
-    // Worker for one map.
+    // Worker for one map. A name given twice, like any parameter read below, is refused:
+    // the signer would have to pick one of two values.
     let mut metadata = BTreeMap::new();
     for (name, value) in query {
         if let Some(field) = name
             .strip_prefix("metadata[")
             .and_then(|f| f.strip_suffix(']'))
+            && metadata
+                .insert(field.to_owned(), Value::String(value.clone()))
+                .is_some()
         {
-            metadata.insert(field.to_owned(), Value::String(value.clone()));
+            return Err(ApiError::invalid_field(
+                name.clone(),
+                format!("the query gives `{name}` twice"),
+            ));
         }
     }
-    let filename = get("filename")
+    let filename = super::query_value(query, "filename")?
         .ok_or_else(|| ApiError::invalid_field("filename", "filename is missing"))?;
-    let request = upload_request(filename, get("type"), &metadata)?;
+    let file_type = super::query_value(query, "type")?;
+    let request = upload_request(filename.to_owned(), file_type.map(str::to_owned), &metadata)?;
     let plan = uploads::plan(ctx, &request).map_err(in_uppy_terms)?;
     let single = uploads::sign_single(ctx, &plan).map_err(in_uppy_terms)?;
     let mut headers = single.headers;
@@ -290,11 +282,7 @@ pub fn open<'a>(
     query: &[(String, String)],
 ) -> Result<Opened<'a>, ApiError> {
     let token = params.upload_id.as_deref().unwrap_or_default();
-    // Here the token is Uppy's `uploadId`, so errors about it name that.
-    let opened = multipart::open(ctx, token).map_err(|e| match e.field.as_deref() {
-        Some("token") => e.with_field("uploadId"),
-        _ => e,
-    })?;
+    let opened = multipart::open(ctx, token).map_err(in_uppy_terms)?;
     let key = super::query_value(query, "key")?;
     if key.is_some_and(|k| k != opened.token.key) {
         return Err(ApiError::new(
